@@ -1,0 +1,162 @@
+use std::fmt;
+use std::io;
+use std::path::PathBuf;
+
+use ae_store::StoreError;
+
+use crate::IdxError;
+
+/// Why the data stage could not produce its splits. Every variant names the
+/// file, folder or URL concerned and says what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum DataError {
+    /// The dataset folder could not be created or written.
+    #[error(
+        "cannot use the data folder {}: set `data.dir` in the config or AE_DATA_DIR to a folder you can write, or put the dataset files there by hand",
+        dir.display()
+    )]
+    DataDir {
+        /// The folder.
+        dir: PathBuf,
+        /// The operating system's reason.
+        #[source]
+        source: io::Error,
+    },
+    /// A dataset file exists but could not be read.
+    #[error("cannot read {} (check its permissions)", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The operating system's reason.
+        #[source]
+        source: io::Error,
+    },
+    /// A `.gz` file does not decompress.
+    #[error(
+        "{} is not a valid gzip file; delete it and run again to download a fresh copy, or replace it with a good one",
+        path.display()
+    )]
+    CorruptGzip {
+        /// The file.
+        path: PathBuf,
+        /// What the decoder reported.
+        #[source]
+        source: io::Error,
+    },
+    /// A file decompressed but is not a well-formed IDX file.
+    #[error(
+        "{} is not a usable IDX file; delete it and run again to download a fresh copy, or replace it with a good one",
+        path.display()
+    )]
+    Idx {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        #[source]
+        source: IdxError,
+    },
+    /// The images and labels files of one split disagree on the count.
+    #[error(
+        "{} holds {n_images} images but {} holds {n_labels} labels; both files must come from the same split of the same dataset: replace the wrong one",
+        images.display(),
+        labels.display()
+    )]
+    CountMismatch {
+        /// The images file.
+        images: PathBuf,
+        /// How many images it holds.
+        n_images: usize,
+        /// The labels file.
+        labels: PathBuf,
+        /// How many labels it holds.
+        n_labels: usize,
+    },
+    /// A file is well-formed but its content is not the published dataset's.
+    #[error(
+        "checksum mismatch for {}: its decompressed sha256 is {found}, but {dataset}'s {name} has {expected}; the file is corrupt or from another dataset: delete it and run again to download a fresh copy",
+        path.display()
+    )]
+    Checksum {
+        /// The file.
+        path: PathBuf,
+        /// The dataset it should belong to.
+        dataset: crate::Dataset,
+        /// The file's name in the dataset.
+        name: &'static str,
+        /// The published digest.
+        expected: &'static str,
+        /// The digest of what is on disk.
+        found: String,
+    },
+    /// No mirror delivered a good copy of a missing file.
+    #[error(
+        "could not download {file} from any mirror ({}); check the network or set `data.mirrors`, or download {file}.gz by hand and put it in {} (gzip or raw IDX both work)",
+        FailureList(attempts),
+        dir.display()
+    )]
+    Download {
+        /// The file's name without `.gz`.
+        file: &'static str,
+        /// Where it should go.
+        dir: PathBuf,
+        /// Each mirror tried, with why it failed.
+        attempts: Vec<MirrorFailure>,
+    },
+    /// Writing a split failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// One mirror that did not deliver a good copy.
+#[derive(Debug)]
+pub struct MirrorFailure {
+    /// The full URL requested.
+    pub url: String,
+    /// Why it failed.
+    pub reason: MirrorError,
+}
+
+/// Why one mirror failed.
+#[derive(Debug, thiserror::Error)]
+pub enum MirrorError {
+    /// Connecting, the request or the response failed.
+    #[error("{0}")]
+    Http(#[from] ureq::Error),
+    /// Receiving the body into the temporary file failed.
+    #[error("download interrupted: {0}")]
+    Body(io::Error),
+    /// The body is not valid gzip.
+    #[error("served a corrupt gzip file: {0}")]
+    Gzip(io::Error),
+    /// The body decompressed to the wrong content.
+    #[error("served a file whose decompressed sha256 is {found}, not {expected}")]
+    Checksum {
+        /// The published digest.
+        expected: &'static str,
+        /// The digest of what was served.
+        found: String,
+    },
+}
+
+impl fmt::Display for MirrorFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.url, self.reason)
+    }
+}
+
+struct FailureList<'a>(&'a [MirrorFailure]);
+
+impl fmt::Display for FailureList<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0.is_empty() {
+            return f.write_str("no mirrors configured");
+        }
+        for (i, failure) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("; ")?;
+            }
+            write!(f, "{failure}")?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,274 @@
+//! The IDX file format (LeCun's `idx3-ubyte` / `idx1-ubyte`): a big-endian
+//! header of a magic number and dimensions, then unsigned bytes.
+//!
+//! Pure functions over byte slices: nothing here touches the file system.
+
+/// Magic number of an `idx3-ubyte` file: unsigned bytes, three dimensions.
+pub const IMAGES_MAGIC: u32 = 0x0000_0803;
+/// Magic number of an `idx1-ubyte` file: unsigned bytes, one dimension.
+pub const LABELS_MAGIC: u32 = 0x0000_0801;
+
+const IMAGES_HEADER: usize = 16;
+const LABELS_HEADER: usize = 8;
+
+/// Why bytes are not a well-formed IDX file of the expected kind.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IdxError {
+    /// Shorter than the header alone.
+    #[error("truncated IDX file: {len} bytes, shorter than the {header}-byte header")]
+    NoHeader {
+        /// Bytes present.
+        len: usize,
+        /// Bytes the header needs.
+        header: usize,
+    },
+    /// The magic number is not the expected one.
+    #[error("wrong IDX magic number {found} (expected {expected}: {what})")]
+    WrongMagic {
+        /// What the file starts with.
+        found: u32,
+        /// What it should start with.
+        expected: u32,
+        /// `images (idx3-ubyte)` or `labels (idx1-ubyte)`.
+        what: &'static str,
+    },
+    /// The header's dimensions disagree with the file's length.
+    #[error(
+        "{} IDX file: the header promises {expected} bytes but the file has {found}",
+        if found < expected { "truncated" } else { "oversized" }
+    )]
+    WrongLength {
+        /// Header plus count × item size.
+        expected: usize,
+        /// The actual length.
+        found: usize,
+    },
+    /// Images are not 28×28.
+    #[error("images are {rows}×{cols}, expected 28×28")]
+    WrongImageSize {
+        /// Rows per image.
+        rows: usize,
+        /// Columns per image.
+        cols: usize,
+    },
+    /// A label byte outside 0–9.
+    #[error("label {label} at index {index} is not a class 0–9")]
+    BadLabel {
+        /// The byte.
+        label: u8,
+        /// Its position.
+        index: usize,
+    },
+}
+
+/// The images of an `idx3-ubyte` file, borrowed from its bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IdxImages<'a> {
+    /// Number of images.
+    pub count: usize,
+    /// `count × 784` pixels, image after image, row-major.
+    pub pixels: &'a [u8],
+}
+
+/// Parses an `idx3-ubyte` file of 28×28 images.
+pub fn parse_images(bytes: &[u8]) -> Result<IdxImages<'_>, IdxError> {
+    let header = header(bytes, IMAGES_HEADER, IMAGES_MAGIC, "images (idx3-ubyte)")?;
+    let (count, rows, cols) = (header[0], header[1], header[2]);
+    if rows * cols != ae_store::IMAGE_PIXELS || rows != ae_store::IMAGE_SIDE {
+        return Err(IdxError::WrongImageSize { rows, cols });
+    }
+    let pixels = body(bytes, IMAGES_HEADER, count, rows * cols)?;
+    Ok(IdxImages { count, pixels })
+}
+
+/// Parses an `idx1-ubyte` file of class labels 0–9.
+pub fn parse_labels(bytes: &[u8]) -> Result<&[u8], IdxError> {
+    let header = header(bytes, LABELS_HEADER, LABELS_MAGIC, "labels (idx1-ubyte)")?;
+    let labels = body(bytes, LABELS_HEADER, header[0], 1)?;
+    if let Some(index) = labels.iter().position(|&label| label > 9) {
+        return Err(IdxError::BadLabel {
+            label: labels[index],
+            index,
+        });
+    }
+    Ok(labels)
+}
+
+/// Checks the magic number and returns the dimensions that follow it.
+fn header(
+    bytes: &[u8],
+    header_len: usize,
+    magic: u32,
+    what: &'static str,
+) -> Result<Vec<usize>, IdxError> {
+    if bytes.len() < header_len {
+        return Err(IdxError::NoHeader {
+            len: bytes.len(),
+            header: header_len,
+        });
+    }
+    let words: Vec<u32> = bytes[..header_len]
+        .chunks_exact(4)
+        .map(|w| u32::from_be_bytes([w[0], w[1], w[2], w[3]]))
+        .collect();
+    if words[0] != magic {
+        return Err(IdxError::WrongMagic {
+            found: words[0],
+            expected: magic,
+            what,
+        });
+    }
+    Ok(words[1..].iter().map(|&d| d as usize).collect())
+}
+
+/// The bytes after the header, checked to be exactly `count × item_len`.
+fn body(bytes: &[u8], header_len: usize, count: usize, item_len: usize) -> Result<&[u8], IdxError> {
+    let expected = count
+        .checked_mul(item_len)
+        .and_then(|n| n.checked_add(header_len))
+        .unwrap_or(usize::MAX);
+    if bytes.len() != expected {
+        return Err(IdxError::WrongLength {
+            expected,
+            found: bytes.len(),
+        });
+    }
+    Ok(&bytes[header_len..])
+}
+
+/// Scales pixels from `0..=255` to `[0, 1]` as `f32`, exactly as Keras's
+/// `x.astype('float32') / 255.` does.
+pub fn normalize(pixels: &[u8]) -> Vec<f32> {
+    pixels.iter().map(|&p| f32::from(p) / 255.0).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An idx3 file of `count` 28×28 images whose pixel i of image k is (k + i) % 256.
+    fn images_file(count: u32) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        for word in [IMAGES_MAGIC, count, 28, 28] {
+            bytes.extend(word.to_be_bytes());
+        }
+        for k in 0..count as usize {
+            bytes.extend((0..784).map(|i| ((k + i) % 256) as u8));
+        }
+        bytes
+    }
+
+    fn labels_file(labels: &[u8]) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        bytes.extend(LABELS_MAGIC.to_be_bytes());
+        bytes.extend((labels.len() as u32).to_be_bytes());
+        bytes.extend(labels);
+        bytes
+    }
+
+    #[test]
+    fn parses_images_and_labels() {
+        let file = images_file(2);
+        let images = parse_images(&file).expect("valid");
+        assert_eq!(images.count, 2);
+        assert_eq!(images.pixels.len(), 2 * 784);
+        assert_eq!(images.pixels[784 + 5], 6);
+
+        let file = labels_file(&[7, 0, 9]);
+        assert_eq!(parse_labels(&file).expect("valid"), &[7, 0, 9]);
+    }
+
+    #[test]
+    fn an_empty_file_of_zero_items_is_valid() {
+        assert_eq!(parse_images(&images_file(0)).expect("valid").count, 0);
+        assert_eq!(
+            parse_labels(&labels_file(&[])).expect("valid"),
+            &[] as &[u8]
+        );
+    }
+
+    #[test]
+    fn rejects_wrong_magic_either_way_round() {
+        let labels = labels_file(&[1]);
+        assert_eq!(
+            parse_images(&[labels.clone(), vec![0; 8]].concat()),
+            Err(IdxError::WrongMagic {
+                found: LABELS_MAGIC,
+                expected: IMAGES_MAGIC,
+                what: "images (idx3-ubyte)"
+            })
+        );
+        let images = images_file(1);
+        assert!(matches!(
+            parse_labels(&images),
+            Err(IdxError::WrongMagic {
+                found: IMAGES_MAGIC,
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn rejects_truncated_and_oversized_files() {
+        let file = images_file(3);
+        assert_eq!(
+            parse_images(&file[..file.len() - 1]),
+            Err(IdxError::WrongLength {
+                expected: 16 + 3 * 784,
+                found: 16 + 3 * 784 - 1
+            })
+        );
+        assert_eq!(
+            parse_images(&file[..10]),
+            Err(IdxError::NoHeader {
+                len: 10,
+                header: 16
+            })
+        );
+        let mut long = labels_file(&[1, 2]);
+        long.push(3);
+        let err = parse_labels(&long).expect_err("oversized");
+        assert!(err.to_string().starts_with("oversized"), "{err}");
+        let err = parse_images(&file[..100]).expect_err("truncated");
+        assert!(err.to_string().starts_with("truncated"), "{err}");
+    }
+
+    #[test]
+    fn rejects_images_that_are_not_28_by_28() {
+        let mut file = images_file(1);
+        file[8..12].copy_from_slice(&14u32.to_be_bytes());
+        file[12..16].copy_from_slice(&56u32.to_be_bytes());
+        assert_eq!(
+            parse_images(&file),
+            Err(IdxError::WrongImageSize { rows: 14, cols: 56 })
+        );
+    }
+
+    #[test]
+    fn rejects_labels_outside_0_to_9() {
+        assert_eq!(
+            parse_labels(&labels_file(&[1, 10])),
+            Err(IdxError::BadLabel {
+                label: 10,
+                index: 1
+            })
+        );
+    }
+
+    #[test]
+    fn huge_header_dimensions_do_not_overflow() {
+        let mut file = images_file(0);
+        file[4..8].copy_from_slice(&u32::MAX.to_be_bytes());
+        assert!(matches!(
+            parse_images(&file),
+            Err(IdxError::WrongLength { .. })
+        ));
+    }
+
+    #[test]
+    fn normalizes_to_the_unit_interval_like_keras() {
+        let scaled = normalize(&[0, 1, 128, 255]);
+        assert_eq!(scaled, vec![0.0, 1.0 / 255.0, 128.0 / 255.0, 1.0]);
+        assert_eq!(scaled[2].to_bits(), (128f32 / 255f32).to_bits());
+    }
+}

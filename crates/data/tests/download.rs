@@ -1,0 +1,201 @@
+//! The download path against HTTP servers on 127.0.0.1: no test touches the internet.
+
+use std::collections::HashMap;
+use std::fs;
+use std::io::Write;
+use std::net::TcpListener;
+use std::path::Path;
+use std::sync::Arc;
+use std::thread;
+use std::time::Duration;
+
+use ae_data::{DataError, Downloader, IdxFile, IdxKind, MirrorError};
+use flate2::{Compression, write::GzEncoder};
+
+/// Serves `files` (URL path → body) until dropped; anything else is a 404.
+struct LocalMirror {
+    server: Arc<tiny_http::Server>,
+    url: String,
+}
+
+impl LocalMirror {
+    fn serve(files: HashMap<String, Vec<u8>>) -> Self {
+        let server = Arc::new(tiny_http::Server::http("127.0.0.1:0").expect("bind 127.0.0.1"));
+        let port = server.server_addr().to_ip().expect("an IP address").port();
+        let serving = Arc::clone(&server);
+        thread::spawn(move || {
+            for request in serving.incoming_requests() {
+                let response = match files.get(request.url()) {
+                    Some(body) => tiny_http::Response::from_data(body.clone()).boxed(),
+                    None => tiny_http::Response::empty(404).boxed(),
+                };
+                let _ = request.respond(response);
+            }
+        });
+        Self {
+            server,
+            url: format!("http://127.0.0.1:{port}/mnist/"),
+        }
+    }
+}
+
+impl Drop for LocalMirror {
+    fn drop(&mut self) {
+        self.server.unblock();
+    }
+}
+
+/// A URL on 127.0.0.1 where nothing listens: the port was free a moment ago.
+fn dead_mirror() -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    drop(listener);
+    format!("http://127.0.0.1:{port}/mnist/")
+}
+
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    let mut encoder = GzEncoder::new(Vec::new(), Compression::default());
+    encoder.write_all(bytes).expect("compress");
+    encoder.finish().expect("finish")
+}
+
+/// A tiny labels file and its catalog entry.
+fn labels_file() -> (IdxFile, Vec<u8>) {
+    let mut content = vec![0, 0, 8, 1, 0, 0, 0, 3];
+    content.extend([4, 2, 9]);
+    let sha256: &'static str = Box::leak(ae_store::sha256_hex(&content).into_boxed_str());
+    let file = IdxFile {
+        name: "t10k-labels-idx1-ubyte",
+        kind: IdxKind::Labels,
+        len: content.len() as u64,
+        sha256,
+    };
+    (file, content)
+}
+
+fn downloader(mirrors: Vec<String>) -> Downloader {
+    Downloader::new(mirrors, Duration::from_secs(5), Duration::from_secs(5))
+}
+
+fn names_in(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(dir)
+        .expect("list")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn a_dead_and_a_corrupt_mirror_are_skipped_and_the_good_one_wins() {
+    let (file, content) = labels_file();
+    let good_gz = gzip(&content);
+    let mut wrong_content = content.clone();
+    wrong_content[9] = 7;
+    let path = "/mnist/t10k-labels-idx1-ubyte.gz".to_string();
+    let corrupt = LocalMirror::serve(HashMap::from([(path.clone(), gzip(&wrong_content))]));
+    let good = LocalMirror::serve(HashMap::from([(path, good_gz.clone())]));
+    let dead = dead_mirror();
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let dest_dir = dir.path().join("mnist");
+    let landed = downloader(vec![dead, corrupt.url.clone(), good.url.clone()])
+        .fetch(&file, &dest_dir)
+        .expect("the third mirror is good");
+
+    assert_eq!(landed, dest_dir.join("t10k-labels-idx1-ubyte.gz"));
+    assert_eq!(
+        fs::read(&landed).expect("read"),
+        good_gz,
+        "the good mirror's bytes landed"
+    );
+    assert_eq!(
+        names_in(&dest_dir),
+        ["t10k-labels-idx1-ubyte.gz"],
+        "no temporary or bad file left"
+    );
+}
+
+#[test]
+fn a_mirror_serving_raw_idx_is_accepted_and_stored_raw() {
+    let (file, content) = labels_file();
+    let mirror = LocalMirror::serve(HashMap::from([(
+        "/mnist/t10k-labels-idx1-ubyte.gz".to_string(),
+        content.clone(),
+    )]));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let landed = downloader(vec![mirror.url.clone()])
+        .fetch(&file, dir.path())
+        .expect("raw is fine");
+    assert_eq!(landed, dir.path().join("t10k-labels-idx1-ubyte"));
+    assert_eq!(fs::read(&landed).expect("read"), content);
+}
+
+#[test]
+fn when_every_mirror_fails_each_is_reported_and_nothing_lands() {
+    let (file, content) = labels_file();
+    let gz = gzip(&content);
+    let truncated = LocalMirror::serve(HashMap::from([(
+        "/mnist/t10k-labels-idx1-ubyte.gz".to_string(),
+        gz[..gz.len() - 6].to_vec(),
+    )]));
+    let missing = LocalMirror::serve(HashMap::new());
+    let dead = dead_mirror();
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let dest_dir = dir.path().join("mnist");
+    let err = downloader(vec![
+        dead.clone(),
+        truncated.url.clone(),
+        missing.url.clone(),
+    ])
+    .fetch(&file, &dest_dir)
+    .expect_err("no mirror is good");
+
+    let DataError::Download { attempts, .. } = &err else {
+        panic!("expected a download error, got {err}");
+    };
+    assert_eq!(attempts.len(), 3);
+    assert!(
+        matches!(attempts[0].reason, MirrorError::Http(_)),
+        "{}",
+        attempts[0]
+    );
+    assert!(
+        matches!(attempts[1].reason, MirrorError::Gzip(_)),
+        "{}",
+        attempts[1]
+    );
+    assert!(
+        matches!(attempts[2].reason, MirrorError::Http(_)),
+        "{}",
+        attempts[2]
+    );
+    let message = err.to_string();
+    for url in [&dead, &truncated.url, &missing.url] {
+        assert!(message.contains(url.as_str()), "names {url}: {message}");
+    }
+    assert!(message.contains("404"), "{message}");
+    assert!(
+        message.contains(&format!("put it in {}", dest_dir.display())),
+        "says where to put the file by hand: {message}"
+    );
+    assert_eq!(
+        names_in(&dest_dir),
+        Vec::<String>::new(),
+        "the bad bytes never land"
+    );
+}
+
+#[test]
+fn an_unusable_data_folder_is_reported_before_any_download() {
+    let (file, _) = labels_file();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let blocker = dir.path().join("not-a-folder");
+    fs::write(&blocker, b"").expect("write");
+    let err = downloader(vec![dead_mirror()])
+        .fetch(&file, &blocker.join("mnist"))
+        .expect_err("cannot create a folder inside a file");
+    assert!(matches!(err, DataError::DataDir { .. }), "{err}");
+    assert!(err.to_string().contains("not-a-folder/mnist"), "{err}");
+}

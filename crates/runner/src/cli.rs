@@ -1,0 +1,66 @@
+//! The command line, as clap parses it.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::Override;
+use crate::pipeline::Stage;
+
+/// Autoencoder anomaly detection on MNIST-style images, one TOML file per experiment.
+///
+/// Each experiment runs as a pipeline of stages (data, then training, inference,
+/// evaluation and the report as they land) that write their artifacts to
+/// runs/<name>/ as safetensors, CSV, Parquet and PNG files.
+#[derive(Debug, Parser)]
+#[command(name = "ae", version, max_term_width = 100)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+
+    /// More output: -v for debug, -vv for trace. AE_LOG (e.g. `ae_data=debug`) overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+
+    /// Less output: warnings and errors only.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+
+    /// The folder that holds run directories.
+    #[arg(
+        long,
+        env = "AE_RUNS_DIR",
+        default_value = "runs",
+        global = true,
+        value_name = "DIR"
+    )]
+    pub runs_dir: PathBuf,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run every stage of an experiment in order, writing runs/<name>/.
+    Pipeline(RunArgs),
+    /// Run one stage of an experiment.
+    Stage {
+        /// The stage to run.
+        #[arg(value_enum)]
+        name: Stage,
+        #[command(flatten)]
+        args: RunArgs,
+    },
+}
+
+/// What `pipeline` and `stage` share.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The experiment config, e.g. configs/default.toml.
+    pub config: PathBuf,
+
+    /// Override a config key, typed and validated like the file: --set train.epochs=5.
+    /// Repeatable; later ones win.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub overrides: Vec<Override>,
+}

@@ -1,0 +1,241 @@
+//! The experiment config: one TOML file per experiment, plus `--set` overrides.
+//!
+//! Loading happens in three passes, each with its own kind of error:
+//! 1. the file is parsed and deserialized into [`ExperimentConfig`]
+//!    (syntax errors, unknown keys and wrong types, with file, line and dotted key);
+//! 2. `--set key=value` overrides are applied to the resolved config and it is
+//!    deserialized again (the same checks, naming the `--set` argument);
+//! 3. every section validates its values, and *all* problems are reported at once.
+
+mod overrides;
+mod sections;
+
+use std::fmt;
+use std::fs;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use ae_data::DataConfig;
+use ae_store::Problem;
+use serde::{Deserialize, Serialize};
+
+pub use overrides::Override;
+pub use sections::{EvalConfig, ModelConfig, ReportConfig, TrainConfig};
+
+/// One experiment: every stage's settings and the seed that drives every random stream.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExperimentConfig {
+    /// The config format version; this `ae` reads [`ExperimentConfig::SCHEMA`].
+    pub schema: u32,
+    /// Names the run directory, `runs/<name>/`.
+    pub name: String,
+    /// Seeds initialisation, shuffling and anything else random.
+    #[serde(default)]
+    pub seed: u64,
+    /// `[data]`.
+    #[serde(default)]
+    pub data: DataConfig,
+    /// `[model]`.
+    #[serde(default)]
+    pub model: ModelConfig,
+    /// `[train]`.
+    #[serde(default)]
+    pub train: TrainConfig,
+    /// `[eval]`.
+    #[serde(default)]
+    pub eval: EvalConfig,
+    /// `[report]`.
+    #[serde(default)]
+    pub report: ReportConfig,
+}
+
+/// Why a config could not be loaded. Each names the file (or `--set`
+/// argument), the key and what is allowed.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {} (check the path; configs/default.toml is the seed experiment)", path.display())]
+    Read {
+        /// The config file.
+        path: PathBuf,
+        /// The operating system's reason.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not TOML, or a key or type is wrong.
+    #[error("{}{}: {message}", path.display(), Location(location))]
+    File {
+        /// The config file.
+        path: PathBuf,
+        /// Line and column, when known.
+        location: Option<(usize, usize)>,
+        /// What is wrong, with the dotted key.
+        message: String,
+    },
+    /// A `--set` override names an unknown key or has the wrong type.
+    #[error("--set {argument}: {message}")]
+    Override {
+        /// The argument as given.
+        argument: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// Values out of their allowed range.
+    #[error(
+        "{} has {} invalid value{}: {}. Fix {} in the file or with --set key=value",
+        path.display(),
+        problems.len(),
+        if problems.len() == 1 { "" } else { "s" },
+        ProblemList(problems),
+        if problems.len() == 1 { "it" } else { "them" }
+    )]
+    Invalid {
+        /// The config file.
+        path: PathBuf,
+        /// Each problem, and whether its key was set with `--set`.
+        problems: Vec<(Problem, bool)>,
+    },
+}
+
+impl ExperimentConfig {
+    /// The config format version this `ae` reads.
+    pub const SCHEMA: u32 = 1;
+
+    /// Loads `path`, applies `overrides` in order and validates the result.
+    pub fn load(path: &Path, overrides: &[Override]) -> Result<Self, ConfigError> {
+        let text = fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let mut cfg = Self::from_toml(&text).map_err(|(location, message)| ConfigError::File {
+            path: path.to_path_buf(),
+            location,
+            message,
+        })?;
+        if !overrides.is_empty() {
+            cfg = overrides::apply(&cfg, overrides)?;
+        }
+        let problems = cfg.validate();
+        if problems.is_empty() {
+            Ok(cfg)
+        } else {
+            Err(ConfigError::Invalid {
+                path: path.to_path_buf(),
+                problems: problems
+                    .into_iter()
+                    .map(|p| {
+                        let from_set = overrides.iter().any(|o| o.key == p.key);
+                        (p, from_set)
+                    })
+                    .collect(),
+            })
+        }
+    }
+
+    /// Parses TOML text; on error, the line and column (when known) and a
+    /// message naming the dotted key.
+    fn from_toml(text: &str) -> Result<Self, (Option<(usize, usize)>, String)> {
+        let deserializer = toml::Deserializer::parse(text).map_err(|e| {
+            (
+                e.span().map(|s| line_col(text, s)),
+                format!("invalid TOML: {}", e.message().trim()),
+            )
+        })?;
+        serde_path_to_error::deserialize(deserializer).map_err(|e| {
+            let location = e.inner().span().map(|s| line_col(text, s));
+            (location, describe(e.path(), e.inner().message()))
+        })
+    }
+
+    /// Every out-of-range value in every section.
+    pub fn validate(&self) -> Vec<Problem> {
+        let mut problems = Vec::new();
+        if self.schema != Self::SCHEMA {
+            problems.push(Problem::new(
+                "schema",
+                self.schema,
+                format!(
+                    "is not a config format this ae reads (it reads schema = {})",
+                    Self::SCHEMA
+                ),
+            ));
+        }
+        let name_ok = !self.name.is_empty()
+            && self.name != "."
+            && self.name != ".."
+            && self
+                .name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
+        if !name_ok {
+            problems.push(Problem::new(
+                "name",
+                format!("{:?}", self.name),
+                "must be a folder name of letters, digits, '.', '_' and '-'",
+            ));
+        }
+        problems.extend(self.data.validate());
+        problems.extend(self.model.validate());
+        problems.extend(self.train.validate());
+        problems.extend(self.eval.validate());
+        problems.extend(self.report.validate());
+        problems
+    }
+
+    /// The config as TOML, every default filled in.
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).expect("the config types always serialize to TOML")
+    }
+}
+
+/// A deserialization message with the dotted key it concerns in front.
+fn describe(path: &serde_path_to_error::Path, message: &str) -> String {
+    let key = path.to_string();
+    if message.starts_with("unknown field") {
+        format!("unknown key `{key}`: {message}")
+    } else if key == "." {
+        message.to_string()
+    } else {
+        format!("{key}: {message}")
+    }
+}
+
+/// 1-based line and column of the start of `span` in `text`.
+fn line_col(text: &str, span: Range<usize>) -> (usize, usize) {
+    let before = &text[..span.start.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let col = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+    (line, col)
+}
+
+struct Location<'a>(&'a Option<(usize, usize)>);
+
+impl fmt::Display for Location<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some((line, col)) => write!(f, ":{line}:{col}"),
+            None => Ok(()),
+        }
+    }
+}
+
+struct ProblemList<'a>(&'a [(Problem, bool)]);
+
+impl fmt::Display for ProblemList<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, (problem, from_set)) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("; ")?;
+            }
+            write!(f, "{problem}")?;
+            if *from_set {
+                f.write_str(" (from --set)")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;

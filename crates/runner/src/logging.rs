@@ -1,0 +1,61 @@
+//! Logging: `tracing` events to stderr and, once the run directory is known,
+//! appended to its `run.log`.
+
+use std::fs::OpenOptions;
+use std::io::IsTerminal;
+use std::path::Path;
+use std::sync::Mutex;
+
+use anyhow::Context;
+use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::filter_fn;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{Layer, fmt};
+
+/// Events with this target go to `run.log` only (the final error, which
+/// `main` prints to stderr itself).
+pub const LOG_FILE_ONLY: &str = "ae::log_file_only";
+
+/// How much to print: `-q` warnings only, default info, `-v` debug, `-vv` trace.
+/// `AE_LOG` (an env-filter directive such as `ae_data=debug`) overrides it.
+pub fn filter(verbose: u8, quiet: bool) -> EnvFilter {
+    if let Ok(filter) = EnvFilter::try_from_env("AE_LOG") {
+        return filter;
+    }
+    let level = match (quiet, verbose) {
+        (true, _) => "warn",
+        (false, 0) => "info",
+        (false, 1) => "debug",
+        (false, _) => "trace",
+    };
+    EnvFilter::new(level)
+}
+
+/// Installs the global subscriber: compact lines on stderr, timestamped lines
+/// appended to `log_path`.
+pub fn init(verbose: u8, quiet: bool, log_path: &Path) -> anyhow::Result<()> {
+    let file = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log_path)
+        .with_context(|| format!("cannot open the run log {}", log_path.display()))?;
+    let stderr_layer = fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none())
+        .without_time()
+        .with_target(false)
+        .with_filter(filter_fn(|meta| meta.target() != LOG_FILE_ONLY))
+        .with_filter(filter(verbose, quiet));
+    let file_layer = fmt::layer()
+        .with_writer(Mutex::new(file))
+        .with_ansi(false)
+        .with_target(false)
+        .with_filter(filter(verbose.max(1), false));
+    tracing_subscriber::registry()
+        .with(stderr_layer)
+        .with(file_layer)
+        .try_init()
+        .context("cannot install the logger")?;
+    Ok(())
+}

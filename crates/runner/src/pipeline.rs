@@ -1,0 +1,170 @@
+//! The stage list and how stages run: one span each, timings, and the
+//! manifest record written after every stage, success or failure.
+
+use std::path::{Path, PathBuf};
+use std::time::{Instant, SystemTime};
+
+use ae_store::{FileRecord, Manifest, RunDir, StageRecord, StageStatus, files};
+use anyhow::Context;
+
+use crate::config::{ExperimentConfig, Override};
+
+/// A pipeline stage. The name is the same word everywhere: CLI, manifest,
+/// run-directory folder and tracing span.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Stage {
+    /// Find or download the dataset, verify it, write normalised splits.
+    Data,
+}
+
+impl Stage {
+    /// Every stage, in pipeline order.
+    pub const ALL: [Stage; 1] = [Stage::Data];
+
+    /// The stage's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Stage::Data => "data",
+        }
+    }
+
+    /// The tracing span its events are logged in, named like the stage.
+    fn span(self) -> tracing::Span {
+        match self {
+            Stage::Data => tracing::info_span!("data"),
+        }
+    }
+}
+
+/// A loaded experiment and where its artifacts go.
+#[derive(Debug)]
+pub struct Experiment {
+    /// The resolved, validated config.
+    pub cfg: ExperimentConfig,
+    /// The file it came from.
+    pub config_path: PathBuf,
+    /// The `--set` arguments applied to it.
+    pub overrides: Vec<Override>,
+    /// `runs/<name>/`.
+    pub run: RunDir,
+    /// Where dataset files are looked for: `AE_DATA_DIR`, else `data.dir`.
+    pub data_root: PathBuf,
+}
+
+impl Experiment {
+    /// Loads and validates the config and creates the run directory.
+    pub fn open(
+        config_path: &Path,
+        overrides: &[Override],
+        runs_dir: &Path,
+    ) -> anyhow::Result<Self> {
+        let cfg = ExperimentConfig::load(config_path, overrides)?;
+        let run = RunDir::new(runs_dir.join(&cfg.name));
+        ae_store::create_dir_all(run.root()).with_context(|| {
+            format!(
+                "cannot create the run directory; choose another folder with --runs-dir or AE_RUNS_DIR (now {})",
+                runs_dir.display()
+            )
+        })?;
+        let data_root = match std::env::var_os("AE_DATA_DIR") {
+            Some(dir) if !dir.is_empty() => PathBuf::from(dir),
+            _ => cfg.data.dir.clone(),
+        };
+        Ok(Self {
+            cfg,
+            config_path: config_path.to_path_buf(),
+            overrides: overrides.to_vec(),
+            run,
+            data_root,
+        })
+    }
+
+    /// Writes the resolved config, defaults filled in, to `config.toml`.
+    pub fn write_resolved_config(&self) -> anyhow::Result<()> {
+        let mut header = format!(
+            "# Resolved by ae {} from {}",
+            env!("CARGO_PKG_VERSION"),
+            self.config_path.display()
+        );
+        for o in &self.overrides {
+            header.push_str(&format!(" --set {}", o.argument));
+        }
+        header.push_str(
+            ".\n# Every default is filled in, so this file reproduces the run on its own.\n\n",
+        );
+        let text = header + &self.cfg.to_toml();
+        ae_store::write_atomic(&self.run.path(files::CONFIG), |out| {
+            out.write_all(text.as_bytes())
+        })?;
+        Ok(())
+    }
+}
+
+/// Runs `stages` in order, recording each in the manifest as it finishes.
+/// Stops at the first failure, which is recorded too.
+pub fn run_stages(exp: &Experiment, stages: &[Stage]) -> anyhow::Result<()> {
+    exp.write_resolved_config()?;
+    let manifest_path = exp.run.path(files::MANIFEST);
+    let mut manifest = Manifest::load(&manifest_path)?;
+    for &stage in stages {
+        let _span = stage.span().entered();
+        let started_at = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
+        let clock = Instant::now();
+        tracing::info!("started");
+        let result = execute(stage, exp);
+        let seconds = clock.elapsed().as_secs_f64();
+        let record = match &result {
+            Ok((inputs, outputs)) => StageRecord {
+                status: StageStatus::Ok,
+                started_at,
+                seconds,
+                inputs: inputs.clone(),
+                outputs: outputs.clone(),
+                error: None,
+            },
+            Err(err) => StageRecord {
+                status: StageStatus::Failed,
+                started_at,
+                seconds,
+                inputs: Vec::new(),
+                outputs: Vec::new(),
+                error: Some(format!("{err:#}")),
+            },
+        };
+        manifest.stages.insert(stage.name().to_string(), record);
+        manifest.save(&manifest_path)?;
+        result.with_context(|| format!("stage `{}` failed", stage.name()))?;
+        tracing::info!("finished in {seconds:.2} s");
+    }
+    Ok(())
+}
+
+type StageFiles = (Vec<FileRecord>, Vec<FileRecord>);
+
+/// Runs one stage and hashes what it read and wrote.
+fn execute(stage: Stage, exp: &Experiment) -> anyhow::Result<StageFiles> {
+    match stage {
+        Stage::Data => {
+            tracing::info!(
+                "dataset {} from {}",
+                exp.cfg.data.dataset,
+                exp.data_root.display()
+            );
+            let artifacts = ae_data::run(&exp.cfg.data, &exp.data_root, &exp.run)?;
+            let inputs = artifacts
+                .sources
+                .iter()
+                .map(|path| FileRecord::of(path, path.display().to_string()))
+                .collect::<Result<_, _>>()?;
+            let outputs = outputs(&exp.run, &artifacts.outputs)?;
+            Ok((inputs, outputs))
+        }
+    }
+}
+
+fn outputs(run: &RunDir, names: &[&str]) -> anyhow::Result<Vec<FileRecord>> {
+    Ok(names
+        .iter()
+        .map(|name| FileRecord::of(&run.path(name), *name))
+        .collect::<Result<_, _>>()?)
+}

@@ -1,0 +1,107 @@
+use std::fs;
+use std::io::{self, BufWriter, Write};
+use std::path::Path;
+
+use crate::StoreError;
+
+/// Writes a file so that readers see either the old contents or the complete
+/// new ones, never a prefix.
+///
+/// `write` fills a buffered temporary file in the target's directory (created
+/// if missing); the temporary file is renamed over `path` only after `write`
+/// and the flush succeed. On any error the temporary file is removed and the
+/// existing `path`, if any, is untouched.
+pub fn write_atomic<F>(path: &Path, write: F) -> Result<(), StoreError>
+where
+    F: FnOnce(&mut dyn Write) -> io::Result<()>,
+{
+    let dir = parent_dir(path);
+    create_dir_all(dir)?;
+    let write_err = |source| StoreError::Write {
+        path: path.to_path_buf(),
+        source,
+    };
+    let temp = temp_file_in(dir).map_err(write_err)?;
+    {
+        let mut out = BufWriter::with_capacity(1 << 20, temp.as_file());
+        write(&mut out).map_err(write_err)?;
+        out.flush().map_err(write_err)?;
+    }
+    temp.persist(path).map_err(|e| write_err(e.error))?;
+    Ok(())
+}
+
+/// A temporary file in `dir`, deleted on drop unless persisted. It gets the
+/// permissions of an ordinary new file (0666 less the umask), not tempfile's
+/// private 0600, so the renamed artifact is readable as any other output.
+pub fn temp_file_in(dir: &Path) -> io::Result<tempfile::NamedTempFile> {
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(".ae-tmp-");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        builder.permissions(fs::Permissions::from_mode(0o666));
+    }
+    builder.tempfile_in(dir)
+}
+
+/// Creates a directory and its parents, naming the directory on failure.
+pub fn create_dir_all(dir: &Path) -> Result<(), StoreError> {
+    fs::create_dir_all(dir).map_err(|source| StoreError::Write {
+        path: dir.to_path_buf(),
+        source,
+    })
+}
+
+/// The directory a file lives in; `.` for a bare file name.
+pub(crate) fn parent_dir(path: &Path) -> &Path {
+    match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_write_leaves_the_old_file_and_no_temporary() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("out.txt");
+        write_atomic(&path, |w| w.write_all(b"old")).expect("first write");
+
+        let err = write_atomic(&path, |w| {
+            w.write_all(b"partial")?;
+            Err(io::Error::other("disk on fire"))
+        })
+        .expect_err("the closure failed");
+
+        assert!(err.to_string().contains("out.txt"), "{err}");
+        assert_eq!(fs::read(&path).expect("read"), b"old");
+        let names: Vec<_> = fs::read_dir(dir.path())
+            .expect("list")
+            .map(|e| e.expect("entry").file_name())
+            .collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("out.txt")]);
+    }
+
+    #[test]
+    fn creates_missing_parent_directories() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("a/b/c.txt");
+        write_atomic(&path, |w| w.write_all(b"x")).expect("write");
+        assert_eq!(fs::read(&path).expect("read"), b"x");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn written_files_are_not_private_to_the_owner() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("f");
+        write_atomic(&path, |w| w.write_all(b"x")).expect("write");
+        let mode = fs::metadata(&path).expect("stat").permissions().mode();
+        assert_eq!(mode & 0o644, 0o644, "mode {mode:o}");
+    }
+}

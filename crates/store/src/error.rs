@@ -1,0 +1,55 @@
+use std::io;
+use std::path::PathBuf;
+
+/// A failure to read or write one of the run's files. Every variant names the path.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The file or directory could not be read.
+    #[error("cannot read {}", path.display())]
+    Read {
+        /// What was being read.
+        path: PathBuf,
+        /// The operating system's reason.
+        #[source]
+        source: io::Error,
+    },
+    /// The file or directory could not be created or written.
+    #[error("cannot write {}", path.display())]
+    Write {
+        /// What was being written.
+        path: PathBuf,
+        /// The operating system's reason.
+        #[source]
+        source: io::Error,
+    },
+    /// A safetensors file could not be encoded or decoded.
+    #[error("{} is not a readable safetensors file", path.display())]
+    Tensors {
+        /// The file.
+        path: PathBuf,
+        /// What the safetensors decoder or encoder reported.
+        #[source]
+        source: safetensors::SafeTensorError,
+    },
+    /// A safetensors file decoded, but its tensors are not the ones expected.
+    #[error(
+        "{} does not hold the expected tensors: {}; rerun the stage that writes it",
+        path.display(),
+        problems.join("; ")
+    )]
+    Layout {
+        /// The file.
+        path: PathBuf,
+        /// Each missing, extra, misshaped or mistyped tensor.
+        problems: Vec<String>,
+    },
+    /// `manifest.json` exists but is not a manifest this version understands.
+    #[error("{} is not a valid manifest; delete it to rerun every stage", path.display())]
+    Manifest {
+        /// The file.
+        path: PathBuf,
+        /// What the JSON decoder reported.
+        #[source]
+        source: serde_json::Error,
+    },
+}

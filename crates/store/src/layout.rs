@@ -1,0 +1,39 @@
+use std::path::{Path, PathBuf};
+
+/// Every file name in a run directory, relative to it. Stages use these
+/// constants and never spell a file name themselves.
+pub mod files {
+    /// The resolved experiment config, defaults filled in.
+    pub const CONFIG: &str = "config.toml";
+    /// What each stage read and wrote: see [`crate::Manifest`].
+    pub const MANIFEST: &str = "manifest.json";
+    /// The log of every `ae` invocation on this run, appended to.
+    pub const RUN_LOG: &str = "run.log";
+    /// The training split: `images` f32 `[N, 784]`, `labels` u8 `[N]`.
+    pub const TRAIN_SPLIT: &str = "data/train.safetensors";
+    /// The test split, in the same layout as [`TRAIN_SPLIT`].
+    pub const TEST_SPLIT: &str = "data/test.safetensors";
+}
+
+/// One experiment's directory, `runs/<name>/`; all artifact paths resolve against it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunDir {
+    root: PathBuf,
+}
+
+impl RunDir {
+    /// The run directory at `root`. Nothing is created until something is written.
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Self { root: root.into() }
+    }
+
+    /// The directory itself.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The path of one of the [`files`] in this run.
+    pub fn path(&self, file: &str) -> PathBuf {
+        self.root.join(file)
+    }
+}
