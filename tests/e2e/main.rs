@@ -1,1 +1,10 @@
-//! e2e
+//! End-to-end tests: they run the real `ae` binary in a temporary folder.
+//!
+//! Tests on the real datasets read them from `AE_DATA_DIR` (CI sets it to
+//! `../shared/data`); where it is unset they say so and skip. Everything else
+//! uses small synthetic IDX files and always runs. No test touches the internet.
+
+mod bad_input;
+mod cli;
+mod data_stage;
+mod support;

@@ -101,24 +101,27 @@ fn header(
     magic: u32,
     what: &'static str,
 ) -> Result<Vec<usize>, IdxError> {
-    if bytes.len() < header_len {
-        return Err(IdxError::NoHeader {
-            len: bytes.len(),
-            header: header_len,
-        });
-    }
-    let words: Vec<u32> = bytes[..header_len]
-        .chunks_exact(4)
-        .map(|w| u32::from_be_bytes([w[0], w[1], w[2], w[3]]))
-        .collect();
-    if words[0] != magic {
+    let no_header = || IdxError::NoHeader {
+        len: bytes.len(),
+        header: header_len,
+    };
+    let word = |i: usize| -> Option<u32> {
+        let w = bytes.get(4 * i..4 * i + 4)?;
+        Some(u32::from_be_bytes([w[0], w[1], w[2], w[3]]))
+    };
+    // The magic number first: a labels file given as images is a wrong
+    // magic number even though it is also shorter than an images header.
+    let found = word(0).ok_or_else(no_header)?;
+    if found != magic {
         return Err(IdxError::WrongMagic {
-            found: words[0],
+            found,
             expected: magic,
             what,
         });
     }
-    Ok(words[1..].iter().map(|&d| d as usize).collect())
+    (1..header_len / 4)
+        .map(|i| word(i).map(|d| d as usize).ok_or_else(no_header))
+        .collect()
 }
 
 /// The bytes after the header, checked to be exactly `count × item_len`.

@@ -76,14 +76,21 @@ pub fn run(cfg: &DataConfig, data_root: &Path, run: &RunDir) -> Result<DataArtif
         }
     }
 
+    // Structure first, for all four files (the most specific message wins),
+    // then the published checksums, then normalising and writing.
+    let raw_splits = splits
+        .iter()
+        .enumerate()
+        .map(|(i, (split_files, _, _))| {
+            RawSplit::read(split_files, &sources[2 * i], &sources[2 * i + 1])
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    for ((split_files, _, _), raw) in splits.iter().zip(&raw_splits) {
+        raw.verify(cfg.dataset, split_files)?;
+    }
     let mut lens = [0usize; 2];
-    for (i, (split_files, limit, output)) in splits.iter().enumerate() {
-        let split = load_split(
-            cfg.dataset,
-            split_files,
-            (&sources[2 * i], &sources[2 * i + 1]),
-            *limit,
-        )?;
+    for (i, ((_, limit, output), raw)) in splits.iter().zip(&raw_splits).enumerate() {
+        let split = raw.normalized(*limit)?;
         let path = run.path(output);
         ae_store::write_split(&path, &split)?;
         tracing::info!("wrote {} ({} images)", path.display(), split.len());
@@ -98,38 +105,74 @@ pub fn run(cfg: &DataConfig, data_root: &Path, run: &RunDir) -> Result<DataArtif
     })
 }
 
-/// Reads one split's images and labels files, checks them, and keeps the
-/// first `limit` images.
-pub fn load_split(
-    dataset: Dataset,
-    split_files: &SplitFiles,
-    (images_path, labels_path): (&Path, &Path),
-    limit: Option<usize>,
-) -> Result<Split, DataError> {
-    let images_bytes = read_decompressed(images_path, split_files.images.len)?;
-    let labels_bytes = read_decompressed(labels_path, split_files.labels.len)?;
-    let images = idx::parse_images(&images_bytes).map_err(|source| DataError::Idx {
-        path: images_path.to_path_buf(),
-        source,
-    })?;
-    let labels = idx::parse_labels(&labels_bytes).map_err(|source| DataError::Idx {
-        path: labels_path.to_path_buf(),
-        source,
-    })?;
-    if images.count != labels.len() {
-        return Err(DataError::CountMismatch {
-            images: images_path.to_path_buf(),
-            n_images: images.count,
-            labels: labels_path.to_path_buf(),
-            n_labels: labels.len(),
-        });
-    }
-    verify_checksum(images_path, dataset, &split_files.images, &images_bytes)?;
-    verify_checksum(labels_path, dataset, &split_files.labels, &labels_bytes)?;
+/// One split's two files, decompressed and checked for structure.
+struct RawSplit {
+    images_path: PathBuf,
+    images_bytes: Vec<u8>,
+    labels_path: PathBuf,
+    labels_bytes: Vec<u8>,
+}
 
-    let n = limit.map_or(images.count, |limit| limit.min(images.count));
-    Ok(Split {
-        images: normalize(&images.pixels[..n * ae_store::IMAGE_PIXELS]),
-        labels: labels[..n].to_vec(),
-    })
+impl RawSplit {
+    /// Decompresses both files and checks their structure and that they agree in count.
+    fn read(
+        split_files: &SplitFiles,
+        images_path: &Path,
+        labels_path: &Path,
+    ) -> Result<Self, DataError> {
+        let raw = Self {
+            images_bytes: read_decompressed(images_path, split_files.images.len)?,
+            labels_bytes: read_decompressed(labels_path, split_files.labels.len)?,
+            images_path: images_path.to_path_buf(),
+            labels_path: labels_path.to_path_buf(),
+        };
+        raw.parse()?;
+        Ok(raw)
+    }
+
+    fn parse(&self) -> Result<(idx::IdxImages<'_>, &[u8]), DataError> {
+        let images = idx::parse_images(&self.images_bytes).map_err(|source| DataError::Idx {
+            path: self.images_path.clone(),
+            source,
+        })?;
+        let labels = idx::parse_labels(&self.labels_bytes).map_err(|source| DataError::Idx {
+            path: self.labels_path.clone(),
+            source,
+        })?;
+        if images.count != labels.len() {
+            return Err(DataError::CountMismatch {
+                images: self.images_path.clone(),
+                n_images: images.count,
+                labels: self.labels_path.clone(),
+                n_labels: labels.len(),
+            });
+        }
+        Ok((images, labels))
+    }
+
+    /// Checks both files against the published digests.
+    fn verify(&self, dataset: Dataset, split_files: &SplitFiles) -> Result<(), DataError> {
+        verify_checksum(
+            &self.images_path,
+            dataset,
+            &split_files.images,
+            &self.images_bytes,
+        )?;
+        verify_checksum(
+            &self.labels_path,
+            dataset,
+            &split_files.labels,
+            &self.labels_bytes,
+        )
+    }
+
+    /// The first `limit` images (all when `None`) scaled to [0, 1], with their labels.
+    fn normalized(&self, limit: Option<usize>) -> Result<Split, DataError> {
+        let (images, labels) = self.parse()?;
+        let n = limit.map_or(images.count, |limit| limit.min(images.count));
+        Ok(Split {
+            images: normalize(&images.pixels[..n * ae_store::IMAGE_PIXELS]),
+            labels: labels[..n].to_vec(),
+        })
+    }
 }

@@ -64,9 +64,7 @@ pub fn verify_checksum(
 
 #[cfg(test)]
 mod tests {
-    use std::io::Write;
-
-    use flate2::{Compression, write::GzEncoder};
+    use ae_testkit::gzip;
 
     use super::*;
     use crate::IdxKind;
@@ -77,12 +75,6 @@ mod tests {
         len: 3,
         sha256: "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad",
     };
-
-    fn gzip(bytes: &[u8]) -> Vec<u8> {
-        let mut encoder = GzEncoder::new(Vec::new(), Compression::fast());
-        encoder.write_all(bytes).expect("compress");
-        encoder.finish().expect("finish")
-    }
 
     #[test]
     fn prefers_gzip_then_raw_and_reads_both() {

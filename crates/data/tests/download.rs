@@ -2,62 +2,11 @@
 
 use std::collections::HashMap;
 use std::fs;
-use std::io::Write;
-use std::net::TcpListener;
 use std::path::Path;
-use std::sync::Arc;
-use std::thread;
 use std::time::Duration;
 
 use ae_data::{DataError, Downloader, IdxFile, IdxKind, MirrorError};
-use flate2::{Compression, write::GzEncoder};
-
-/// Serves `files` (URL path → body) until dropped; anything else is a 404.
-struct LocalMirror {
-    server: Arc<tiny_http::Server>,
-    url: String,
-}
-
-impl LocalMirror {
-    fn serve(files: HashMap<String, Vec<u8>>) -> Self {
-        let server = Arc::new(tiny_http::Server::http("127.0.0.1:0").expect("bind 127.0.0.1"));
-        let port = server.server_addr().to_ip().expect("an IP address").port();
-        let serving = Arc::clone(&server);
-        thread::spawn(move || {
-            for request in serving.incoming_requests() {
-                let response = match files.get(request.url()) {
-                    Some(body) => tiny_http::Response::from_data(body.clone()).boxed(),
-                    None => tiny_http::Response::empty(404).boxed(),
-                };
-                let _ = request.respond(response);
-            }
-        });
-        Self {
-            server,
-            url: format!("http://127.0.0.1:{port}/mnist/"),
-        }
-    }
-}
-
-impl Drop for LocalMirror {
-    fn drop(&mut self) {
-        self.server.unblock();
-    }
-}
-
-/// A URL on 127.0.0.1 where nothing listens: the port was free a moment ago.
-fn dead_mirror() -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let port = listener.local_addr().expect("addr").port();
-    drop(listener);
-    format!("http://127.0.0.1:{port}/mnist/")
-}
-
-fn gzip(bytes: &[u8]) -> Vec<u8> {
-    let mut encoder = GzEncoder::new(Vec::new(), Compression::default());
-    encoder.write_all(bytes).expect("compress");
-    encoder.finish().expect("finish")
-}
+use ae_testkit::{LocalMirror, dead_mirror, gzip};
 
 /// A tiny labels file and its catalog entry.
 fn labels_file() -> (IdxFile, Vec<u8>) {
@@ -92,9 +41,12 @@ fn a_dead_and_a_corrupt_mirror_are_skipped_and_the_good_one_wins() {
     let good_gz = gzip(&content);
     let mut wrong_content = content.clone();
     wrong_content[9] = 7;
-    let path = "/mnist/t10k-labels-idx1-ubyte.gz".to_string();
-    let corrupt = LocalMirror::serve(HashMap::from([(path.clone(), gzip(&wrong_content))]));
-    let good = LocalMirror::serve(HashMap::from([(path, good_gz.clone())]));
+    let path = "t10k-labels-idx1-ubyte.gz".to_string();
+    let corrupt = LocalMirror::serve(
+        "/mnist/",
+        HashMap::from([(path.clone(), gzip(&wrong_content))]),
+    );
+    let good = LocalMirror::serve("/mnist/", HashMap::from([(path, good_gz.clone())]));
     let dead = dead_mirror();
 
     let dir = tempfile::tempdir().expect("tempdir");
@@ -119,10 +71,10 @@ fn a_dead_and_a_corrupt_mirror_are_skipped_and_the_good_one_wins() {
 #[test]
 fn a_mirror_serving_raw_idx_is_accepted_and_stored_raw() {
     let (file, content) = labels_file();
-    let mirror = LocalMirror::serve(HashMap::from([(
-        "/mnist/t10k-labels-idx1-ubyte.gz".to_string(),
-        content.clone(),
-    )]));
+    let mirror = LocalMirror::serve(
+        "/mnist/",
+        HashMap::from([("t10k-labels-idx1-ubyte.gz".to_string(), content.clone())]),
+    );
     let dir = tempfile::tempdir().expect("tempdir");
     let landed = downloader(vec![mirror.url.clone()])
         .fetch(&file, dir.path())
@@ -135,11 +87,14 @@ fn a_mirror_serving_raw_idx_is_accepted_and_stored_raw() {
 fn when_every_mirror_fails_each_is_reported_and_nothing_lands() {
     let (file, content) = labels_file();
     let gz = gzip(&content);
-    let truncated = LocalMirror::serve(HashMap::from([(
-        "/mnist/t10k-labels-idx1-ubyte.gz".to_string(),
-        gz[..gz.len() - 6].to_vec(),
-    )]));
-    let missing = LocalMirror::serve(HashMap::new());
+    let truncated = LocalMirror::serve(
+        "/mnist/",
+        HashMap::from([(
+            "t10k-labels-idx1-ubyte.gz".to_string(),
+            gz[..gz.len() - 6].to_vec(),
+        )]),
+    );
+    let missing = LocalMirror::serve("/mnist/", HashMap::new());
     let dead = dead_mirror();
 
     let dir = tempfile::tempdir().expect("tempdir");

@@ -1,0 +1,29 @@
+# ae: autoencoder anomaly detection. `just` lists the recipes.
+# Every recipe is a plain cargo command, so nothing here needs `just` itself.
+
+set shell := ["bash", "-euo", "pipefail", "-c"]
+
+# List the recipes
+default:
+    @just --list
+
+# Run every stage of an experiment, e.g. `just pipeline configs/default.toml --set train.epochs=5`
+[group('run')]
+pipeline CONFIG *ARGS:
+    cargo run --release --quiet -- pipeline {{CONFIG}} {{ARGS}}
+
+# Run one stage of an experiment, e.g. `just stage data configs/default.toml`
+[group('run')]
+stage NAME CONFIG *ARGS:
+    cargo run --release --quiet -- stage {{NAME}} {{CONFIG}} {{ARGS}}
+
+# Run the tests; the real-data tests need AE_DATA_DIR (e.g. AE_DATA_DIR=../shared/data)
+[group('check')]
+test:
+    cargo test --workspace
+
+# Check formatting and lints as CI does
+[group('check')]
+lint:
+    cargo fmt --all --check
+    cargo clippy --workspace --all-targets -- -D warnings

@@ -1,0 +1,50 @@
+//! The command line's shape: help, stage names, exit codes.
+
+use crate::support::Sandbox;
+
+#[test]
+fn every_command_has_help() {
+    let sandbox = Sandbox::new();
+    let top = sandbox.ae(&["--help"], None);
+    top.assert_ok();
+    for word in ["pipeline", "stage", "--runs-dir", "--verbose"] {
+        assert!(
+            top.stdout.contains(word),
+            "{word} missing from:\n{}",
+            top.stdout
+        );
+    }
+    for command in [&["pipeline", "--help"][..], &["stage", "--help"]] {
+        let run = sandbox.ae(command, None);
+        run.assert_ok();
+        assert!(run.stdout.contains("--set <KEY=VALUE>"), "{}", run.stdout);
+    }
+    let stage = sandbox.ae(&["stage", "--help"], None);
+    assert!(stage.stdout.contains("data"), "{}", stage.stdout);
+}
+
+#[test]
+fn an_unknown_stage_lists_the_known_ones() {
+    let run = Sandbox::new().ae(&["stage", "evaluate", "configs/default.toml"], None);
+    assert_eq!(run.code, Some(2), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("invalid value 'evaluate'"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("possible values: data"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn a_malformed_set_argument_is_a_usage_error() {
+    let run = Sandbox::new().ae(
+        &["pipeline", "configs/default.toml", "--set", "epochs"],
+        None,
+    );
+    assert_eq!(run.code, Some(2), "{}", run.stderr);
+    assert!(run.stderr.contains("expected KEY=VALUE"), "{}", run.stderr);
+}

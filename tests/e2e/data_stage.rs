@@ -1,0 +1,199 @@
+//! The data stage on the real MNIST, as a new user runs it.
+
+use std::collections::HashMap;
+use std::fs;
+use std::path::Path;
+
+use safetensors::SafeTensors;
+use safetensors::tensor::Dtype;
+use sha2::{Digest, Sha256};
+
+use crate::support::{LocalMirror, MNIST_FILES, Sandbox, dead_mirror, gzip, real_data};
+
+const TRAIN_LABEL_COUNTS: [usize; 10] =
+    [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949];
+const TEST_LABEL_COUNTS: [usize; 10] = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009];
+
+/// Checks one split file: exactly `images` f32 [n, 784] in [0, 1] and
+/// `labels` u8 [n]; returns the labels.
+fn check_split(path: &Path, n: usize) -> Vec<u8> {
+    let bytes = fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let tensors = SafeTensors::deserialize(&bytes).expect("a safetensors file");
+    let mut names = tensors.names();
+    names.sort();
+    assert_eq!(names, ["images", "labels"]);
+
+    let images = tensors.tensor("images").expect("images");
+    assert_eq!(images.dtype(), Dtype::F32);
+    assert_eq!(images.shape(), [n, 784]);
+    let (mut min, mut max) = (f32::INFINITY, f32::NEG_INFINITY);
+    for chunk in images.data().chunks_exact(4) {
+        let v = f32::from_le_bytes(chunk.try_into().expect("4 bytes"));
+        min = min.min(v);
+        max = max.max(v);
+    }
+    assert_eq!((min, max), (0.0, 1.0), "pixels span exactly [0, 1]");
+
+    let labels = tensors.tensor("labels").expect("labels");
+    assert_eq!(labels.dtype(), Dtype::U8);
+    assert_eq!(labels.shape(), [n]);
+    labels.data().to_vec()
+}
+
+fn label_counts(labels: &[u8]) -> [usize; 10] {
+    let mut counts = [0; 10];
+    for &label in labels {
+        counts[usize::from(label)] += 1;
+    }
+    counts
+}
+
+fn sha256(path: &Path) -> String {
+    Sha256::digest(fs::read(path).expect("read"))
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+#[test]
+fn the_data_stage_writes_both_real_mnist_splits() {
+    let Some(data) = real_data("the_data_stage_writes_both_real_mnist_splits") else {
+        return;
+    };
+    let sandbox = Sandbox::new();
+    let run = sandbox.ae(&["stage", "data", "configs/default.toml"], Some(&data));
+    run.assert_ok();
+    assert!(run.stdout.contains("runs/default"), "{}", run.stdout);
+
+    let root = sandbox.path().join("runs/default");
+    let train = check_split(&root.join("data/train.safetensors"), 60_000);
+    let test = check_split(&root.join("data/test.safetensors"), 10_000);
+    assert_eq!(label_counts(&train), TRAIN_LABEL_COUNTS);
+    assert_eq!(label_counts(&test), TEST_LABEL_COUNTS);
+
+    // The manifest records the stage with the digests of what it read and wrote.
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&fs::read(root.join("manifest.json")).expect("manifest"))
+            .expect("json");
+    let stage = &manifest["stages"]["data"];
+    assert_eq!(stage["status"], "ok");
+    assert!(stage["seconds"].as_f64().expect("seconds") > 0.0);
+    assert_eq!(stage["inputs"].as_array().expect("inputs").len(), 4);
+    let outputs = stage["outputs"].as_array().expect("outputs");
+    assert_eq!(outputs.len(), 2);
+    for output in outputs {
+        let path = root.join(output["path"].as_str().expect("path"));
+        assert_eq!(
+            output["sha256"].as_str(),
+            Some(sha256(&path).as_str()),
+            "{}",
+            path.display()
+        );
+    }
+    for input in stage["inputs"].as_array().expect("inputs") {
+        let path = Path::new(input["path"].as_str().expect("path"));
+        assert_eq!(
+            input["sha256"].as_str(),
+            Some(sha256(path).as_str()),
+            "{}",
+            path.display()
+        );
+    }
+
+    // The resolved config and the log are there too, and no temporary file.
+    let config = fs::read_to_string(root.join("config.toml")).expect("config.toml");
+    assert!(config.contains("epochs = 50"), "{config}");
+    let log = fs::read_to_string(root.join("run.log")).expect("run.log");
+    assert!(log.contains("wrote"), "{log}");
+    assert_eq!(
+        sandbox.files_under("runs/default"),
+        [
+            "config.toml",
+            "data/test.safetensors",
+            "data/train.safetensors",
+            "manifest.json",
+            "run.log"
+        ]
+    );
+}
+
+#[test]
+fn limits_keep_the_first_images_of_each_split() {
+    let Some(data) = real_data("limits_keep_the_first_images_of_each_split") else {
+        return;
+    };
+    let sandbox = Sandbox::new();
+    sandbox
+        .ae(
+            &[
+                "pipeline",
+                "configs/quick.toml",
+                "--set",
+                "data.test_limit=500",
+            ],
+            Some(&data),
+        )
+        .assert_ok();
+    let root = sandbox.path().join("runs/quick");
+    let train = check_split(&root.join("data/train.safetensors"), 6000);
+    let test = check_split(&root.join("data/test.safetensors"), 500);
+    // The first MNIST training labels are 5 0 4 1 9 2 1 3 1 4; the first test labels 7 2 1 0 4.
+    assert_eq!(train[..10], [5, 0, 4, 1, 9, 2, 1, 3, 1, 4]);
+    assert_eq!(test[..5], [7, 2, 1, 0, 4]);
+}
+
+#[test]
+fn missing_files_are_downloaded_from_the_first_good_mirror() {
+    let Some(data) = real_data("missing_files_are_downloaded_from_the_first_good_mirror") else {
+        return;
+    };
+    let real: HashMap<String, Vec<u8>> = MNIST_FILES
+        .iter()
+        .map(|name| {
+            let file = format!("{name}.gz");
+            let bytes = fs::read(data.join("mnist").join(&file)).expect("real file");
+            (file, bytes)
+        })
+        .collect();
+    // The second mirror serves well-formed gzip of the wrong content.
+    let wrong: HashMap<String, Vec<u8>> = real
+        .keys()
+        .map(|file| (file.clone(), gzip(b"not mnist")))
+        .collect();
+    let corrupt = LocalMirror::serve("/mnist/", wrong);
+    let good = LocalMirror::serve("/mnist/", real.clone());
+    let mirrors = format!(
+        "data.mirrors=[{:?}, {:?}, {:?}]",
+        dead_mirror(),
+        corrupt.url,
+        good.url
+    );
+
+    let sandbox = Sandbox::new();
+    let empty_root = sandbox.path().join("downloads");
+    sandbox
+        .ae(
+            &["stage", "data", "configs/quick.toml", "--set", &mirrors],
+            Some(&empty_root),
+        )
+        .assert_ok();
+
+    let mut expected: Vec<String> = real.keys().map(|f| format!("mnist/{f}")).collect();
+    expected.sort();
+    assert_eq!(
+        sandbox.files_under("downloads"),
+        expected,
+        "exactly the four files, no temporaries"
+    );
+    for (file, bytes) in &real {
+        assert_eq!(
+            &fs::read(empty_root.join("mnist").join(file)).expect("downloaded"),
+            bytes,
+            "{file}"
+        );
+    }
+    check_split(
+        &sandbox.path().join("runs/quick/data/test.safetensors"),
+        1000,
+    );
+}

@@ -1,0 +1,188 @@
+//! Running `ae` in a scratch folder, synthetic IDX files, a local HTTP mirror.
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub use ae_testkit::{LocalMirror, MNIST_FILES, dead_mirror, gzip, idx_images, idx_labels};
+
+/// The workspace root, where `configs/` lives.
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// The real datasets, or `None` after saying why the caller skips.
+pub fn real_data(test: &str) -> Option<PathBuf> {
+    match std::env::var_os("AE_DATA_DIR").filter(|v| !v.is_empty()) {
+        Some(dir) => {
+            let dir = PathBuf::from(dir);
+            // Relative to the workspace root, as CI and the README give it.
+            let dir = if dir.is_absolute() {
+                dir
+            } else {
+                workspace_root().join(dir)
+            };
+            assert!(
+                dir.join("mnist").is_dir(),
+                "AE_DATA_DIR={} has no mnist/ folder",
+                dir.display()
+            );
+            Some(dir)
+        }
+        None => {
+            // Straight to stderr: the test harness captures `eprintln!`, and a
+            // skip must show in the output even when the test passes.
+            let _ = writeln!(
+                std::io::stderr(),
+                "SKIPPED {test}: AE_DATA_DIR is not set; set it to the folder holding mnist/ to run it"
+            );
+            None
+        }
+    }
+}
+
+/// A scratch folder that `ae` runs in, with a copy of the repository's configs.
+pub struct Sandbox {
+    dir: tempfile::TempDir,
+}
+
+/// What one `ae` invocation did.
+pub struct Run {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Sandbox {
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let configs = dir.path().join("configs");
+        fs::create_dir_all(&configs).expect("mkdir configs");
+        for entry in fs::read_dir(workspace_root().join("configs")).expect("list configs") {
+            let path = entry.expect("entry").path();
+            if path.extension().is_some_and(|e| e == "toml") {
+                fs::copy(&path, configs.join(path.file_name().expect("name")))
+                    .expect("copy config");
+            }
+        }
+        Self { dir }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Writes `text` to `name` in the sandbox and returns its relative path.
+    pub fn write(&self, name: &str, text: &str) -> String {
+        let path = self.path().join(name);
+        fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+        fs::write(&path, text).expect("write");
+        name.to_string()
+    }
+
+    /// Runs `ae args...` here with `AE_DATA_DIR` set to `data_dir` (unset when `None`).
+    pub fn ae(&self, args: &[&str], data_dir: Option<&Path>) -> Run {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_ae"));
+        command
+            .args(args)
+            .current_dir(self.path())
+            .env_remove("AE_RUNS_DIR")
+            .env_remove("AE_LOG")
+            .env("NO_COLOR", "1");
+        match data_dir {
+            Some(dir) => command.env("AE_DATA_DIR", dir),
+            None => command.env_remove("AE_DATA_DIR"),
+        };
+        let Output {
+            status,
+            stdout,
+            stderr,
+        } = command.output().expect("run ae");
+        Run {
+            code: status.code(),
+            stdout: String::from_utf8_lossy(&stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&stderr).into_owned(),
+        }
+    }
+
+    /// Every file under `dir` (relative to the sandbox), sorted.
+    pub fn files_under(&self, dir: &str) -> Vec<String> {
+        let root = self.path().join(dir);
+        let mut found = Vec::new();
+        let mut stack = vec![root.clone()];
+        while let Some(dir) = stack.pop() {
+            let Ok(entries) = fs::read_dir(&dir) else {
+                continue;
+            };
+            for entry in entries {
+                let path = entry.expect("entry").path();
+                if path.is_dir() {
+                    stack.push(path);
+                } else {
+                    found.push(
+                        path.strip_prefix(&root)
+                            .expect("under root")
+                            .display()
+                            .to_string(),
+                    );
+                }
+            }
+        }
+        found.sort();
+        found
+    }
+}
+
+impl Run {
+    #[track_caller]
+    pub fn assert_ok(&self) -> &Self {
+        assert_eq!(self.code, Some(0), "ae failed:\n{}", self.stderr);
+        self
+    }
+
+    /// Asserts a clean failure: exit 1, an `error:` line, no panic, and every
+    /// `needle` in the message.
+    #[track_caller]
+    pub fn assert_error(&self, needles: &[&str]) -> &Self {
+        assert_eq!(
+            self.code,
+            Some(1),
+            "expected exit 1; stderr:\n{}",
+            self.stderr
+        );
+        assert!(
+            !self.stderr.contains("panicked"),
+            "ae panicked:\n{}",
+            self.stderr
+        );
+        let message = self
+            .stderr
+            .lines()
+            .find(|line| line.starts_with("error: "))
+            .unwrap_or_else(|| panic!("no `error:` line in:\n{}", self.stderr));
+        for needle in needles {
+            assert!(
+                message.contains(needle),
+                "{needle:?} not in the error:\n{message}"
+            );
+        }
+        self
+    }
+}
+
+/// Writes a structurally valid synthetic MNIST (4 train, 2 test images) as
+/// `.gz` files under `<root>/mnist/`, with `replace` swapping in other bytes
+/// for the named file.
+pub fn synthetic_mnist(root: &Path, replace: Option<(&str, Vec<u8>)>) {
+    let dir = root.join("mnist");
+    fs::create_dir_all(&dir).expect("mkdir");
+    let contents = [idx_images(4), idx_labels(4), idx_images(2), idx_labels(2)];
+    for (name, content) in MNIST_FILES.iter().zip(contents) {
+        let bytes = match &replace {
+            Some((replaced, bytes)) if replaced == name => bytes.clone(),
+            _ => gzip(&content),
+        };
+        fs::write(dir.join(format!("{name}.gz")), bytes).expect("write");
+    }
+}
