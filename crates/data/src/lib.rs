@@ -21,7 +21,7 @@ mod source;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use ae_store::{RunDir, Split, files};
+use ae_store::{RunDir, TensorOut, files};
 
 pub use catalog::{Dataset, IdxFile, IdxKind, SplitFiles};
 pub use config::DataConfig;
@@ -90,11 +90,9 @@ pub fn run(cfg: &DataConfig, data_root: &Path, run: &RunDir) -> Result<DataArtif
     }
     let mut lens = [0usize; 2];
     for (i, ((_, limit, output), raw)) in splits.iter().zip(&raw_splits).enumerate() {
-        let split = raw.normalized(*limit)?;
         let path = run.path(output);
-        ae_store::write_split(&path, &split)?;
-        tracing::info!("wrote {} ({} images)", path.display(), split.len());
-        lens[i] = split.len();
+        lens[i] = raw.write(*limit, &path)?;
+        tracing::info!("wrote {} ({} images)", path.display(), lens[i]);
     }
 
     Ok(DataArtifacts {
@@ -166,13 +164,20 @@ impl RawSplit {
         )
     }
 
-    /// The first `limit` images (all when `None`) scaled to [0, 1], with their labels.
-    fn normalized(&self, limit: Option<usize>) -> Result<Split, DataError> {
+    /// Writes the first `limit` images (all when `None`), scaled to [0, 1]
+    /// chunk by chunk as they are written, and their labels; returns how many.
+    fn write(&self, limit: Option<usize>, path: &Path) -> Result<usize, DataError> {
         let (images, labels) = self.parse()?;
         let n = limit.map_or(images.count, |limit| limit.min(images.count));
-        Ok(Split {
-            images: normalize(&images.pixels[..n * ae_store::IMAGE_PIXELS]),
-            labels: labels[..n].to_vec(),
-        })
+        let pixels = &images.pixels[..n * ae_store::IMAGE_PIXELS];
+        let (name, shape) = ae_store::split_images_tensor(n);
+        let images = TensorOut::f32_streamed(name, shape, move |out| {
+            for chunk in pixels.chunks(1 << 16) {
+                ae_store::write_f32_le(out, &normalize(chunk))?;
+            }
+            Ok(())
+        });
+        ae_store::write_split(path, images, &labels[..n])?;
+        Ok(n)
     }
 }

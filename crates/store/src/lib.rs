@@ -11,8 +11,10 @@
 //! - [`Manifest`]: `manifest.json`, what each stage read and wrote, with sha256
 //!   digests, start time, duration and status.
 //! - [`sha256_file`], [`sha256_hex`]: content digests as lowercase hex.
+//! - [`write_tensors`], [`TensorFile`]: safetensors files streamed to and from
+//!   disk, with exact checks of names, dtypes and shapes on reading.
 //! - [`Split`], [`write_split`], [`read_split`]: the `images` f32 `[N, 784]` and
-//!   `labels` u8 `[N]` safetensors files that the data stage writes.
+//!   `labels` u8 `[N]` files that the data stage writes.
 //! - [`Problem`]: one invalid config value, as every stage's validation reports it.
 //!
 //! Every I/O error is a [`StoreError`] that names the path it concerns.
@@ -24,6 +26,7 @@ mod layout;
 mod manifest;
 mod problem;
 mod split;
+mod tensors;
 
 pub use atomic::{create_dir_all, temp_file_in, write_atomic};
 pub use error::StoreError;
@@ -31,4 +34,5 @@ pub use hash::{sha256_file, sha256_hex};
 pub use layout::{RunDir, files};
 pub use manifest::{FileRecord, Manifest, StageRecord, StageStatus};
 pub use problem::Problem;
-pub use split::{IMAGE_PIXELS, IMAGE_SIDE, Split, read_split, write_split};
+pub use split::{IMAGE_PIXELS, IMAGE_SIDE, Split, read_split, split_images_tensor, write_split};
+pub use tensors::{Dtype, TensorFile, TensorOut, write_f32_le, write_tensors};

@@ -1,0 +1,433 @@
+//! safetensors files, written and read as streams.
+//!
+//! The header is the safetensors crate's own [`Metadata`]; the tensor bytes
+//! go straight between the file and the caller's buffers, so a 188 MB split
+//! is never held twice in memory.
+
+use std::fs::File;
+use std::io::{self, BufReader, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use safetensors::tensor::{Metadata, TensorInfo};
+
+pub use safetensors::Dtype;
+
+use crate::StoreError;
+
+const HEADER_LEN_BYTES: u64 = 8;
+const MAX_HEADER: u64 = 100_000_000;
+
+/// One tensor to write: its name, type, shape and a function that writes its
+/// little-endian bytes.
+pub struct TensorOut<'a> {
+    name: &'a str,
+    dtype: Dtype,
+    shape: Vec<usize>,
+    byte_len: usize,
+    write: WriteBytes<'a>,
+}
+
+/// Writes a tensor's little-endian bytes.
+type WriteBytes<'a> = Box<dyn Fn(&mut dyn Write) -> io::Result<()> + 'a>;
+
+impl<'a> TensorOut<'a> {
+    /// An f32 tensor of `shape` holding `values`.
+    ///
+    /// # Panics
+    /// If `values` does not have the shape's element count (a caller bug).
+    pub fn f32(name: &'a str, shape: Vec<usize>, values: &'a [f32]) -> Self {
+        assert_eq!(
+            shape.iter().product::<usize>(),
+            values.len(),
+            "tensor `{name}`: shape and data disagree"
+        );
+        Self {
+            name,
+            dtype: Dtype::F32,
+            byte_len: values.len() * 4,
+            shape,
+            write: Box::new(move |out| write_f32_le(out, values)),
+        }
+    }
+
+    /// A u8 tensor of `shape` holding `values`.
+    ///
+    /// # Panics
+    /// If `values` does not have the shape's element count (a caller bug).
+    pub fn u8(name: &'a str, shape: Vec<usize>, values: &'a [u8]) -> Self {
+        assert_eq!(
+            shape.iter().product::<usize>(),
+            values.len(),
+            "tensor `{name}`: shape and data disagree"
+        );
+        Self {
+            name,
+            dtype: Dtype::U8,
+            byte_len: values.len(),
+            shape,
+            write: Box::new(move |out| out.write_all(values)),
+        }
+    }
+
+    /// An f32 tensor of `shape` whose values are produced on the fly by
+    /// `write`, which must write exactly the shape's element count of
+    /// little-endian f32s (e.g. pixels converted chunk by chunk).
+    pub fn f32_streamed(
+        name: &'a str,
+        shape: Vec<usize>,
+        write: impl Fn(&mut dyn Write) -> io::Result<()> + 'a,
+    ) -> Self {
+        Self {
+            name,
+            dtype: Dtype::F32,
+            byte_len: shape.iter().product::<usize>() * 4,
+            shape,
+            write: Box::new(write),
+        }
+    }
+}
+
+/// Writes f32 values as little-endian bytes in chunks, without a full copy.
+pub fn write_f32_le(out: &mut dyn Write, values: &[f32]) -> io::Result<()> {
+    if cfg!(target_endian = "little") {
+        return out.write_all(bytemuck::cast_slice(values));
+    }
+    let mut buf = Vec::with_capacity(4096 * 4);
+    for chunk in values.chunks(4096) {
+        buf.clear();
+        buf.extend(chunk.iter().flat_map(|v| v.to_le_bytes()));
+        out.write_all(&buf)?;
+    }
+    Ok(())
+}
+
+/// Writes `tensors`, in order, as a safetensors file at `path`, atomically.
+pub fn write_tensors(path: &Path, tensors: &[TensorOut<'_>]) -> Result<(), StoreError> {
+    let mut offset = 0;
+    let infos = tensors
+        .iter()
+        .map(|t| {
+            let info = TensorInfo {
+                dtype: t.dtype,
+                shape: t.shape.clone(),
+                data_offsets: (offset, offset + t.byte_len),
+            };
+            offset += t.byte_len;
+            (t.name.to_string(), info)
+        })
+        .collect();
+    let tensors_err = |source| StoreError::Tensors {
+        path: path.to_path_buf(),
+        source,
+    };
+    let metadata = Metadata::new(None, infos).map_err(tensors_err)?;
+    let mut header = serde_json::to_vec(&metadata)
+        .map_err(|e| tensors_err(safetensors::SafeTensorError::JsonError(e)))?;
+    // Pad with spaces so the data starts 8-byte aligned, as the crate does.
+    header.resize(header.len().next_multiple_of(8), b' ');
+    crate::write_atomic(path, |out| {
+        out.write_all(&(header.len() as u64).to_le_bytes())?;
+        out.write_all(&header)?;
+        for tensor in tensors {
+            let mut counted = CountingWriter {
+                inner: &mut *out,
+                written: 0,
+            };
+            (tensor.write)(&mut counted)?;
+            if counted.written != tensor.byte_len {
+                return Err(io::Error::other(format!(
+                    "tensor `{}` wrote {} bytes, its shape needs {}",
+                    tensor.name, counted.written, tensor.byte_len
+                )));
+            }
+        }
+        Ok(())
+    })
+}
+
+struct CountingWriter<'a> {
+    inner: &'a mut dyn Write,
+    written: usize,
+}
+
+impl Write for CountingWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.written += n;
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// An open safetensors file whose header has been read and checked; tensors
+/// are read one at a time into exactly-sized buffers.
+#[derive(Debug)]
+pub struct TensorFile {
+    path: PathBuf,
+    file: File,
+    metadata: Metadata,
+    data_start: u64,
+}
+
+impl TensorFile {
+    /// Opens `path` and reads its header; the file's length must match it.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let read_err = |source| StoreError::Read {
+            path: path.to_path_buf(),
+            source,
+        };
+        let invalid = |reason: String| StoreError::Layout {
+            path: path.to_path_buf(),
+            problems: vec![reason],
+        };
+        let mut file = File::open(path).map_err(read_err)?;
+        let file_len = file.metadata().map_err(read_err)?.len();
+        let mut len_bytes = [0u8; 8];
+        if file_len < HEADER_LEN_BYTES {
+            return Err(invalid(format!(
+                "it is {file_len} bytes long, too short for a safetensors header"
+            )));
+        }
+        file.read_exact(&mut len_bytes).map_err(read_err)?;
+        let header_len = u64::from_le_bytes(len_bytes);
+        if header_len > MAX_HEADER || HEADER_LEN_BYTES + header_len > file_len {
+            return Err(invalid(format!(
+                "its header length {header_len} does not fit the file ({file_len} bytes)"
+            )));
+        }
+        let mut header = vec![0u8; header_len as usize];
+        file.read_exact(&mut header).map_err(read_err)?;
+        let metadata: Metadata =
+            serde_json::from_slice(&header).map_err(|e| StoreError::Tensors {
+                path: path.to_path_buf(),
+                source: safetensors::SafeTensorError::InvalidHeaderDeserialization(e),
+            })?;
+        let data_start = HEADER_LEN_BYTES + header_len;
+        let expected_len = data_start + metadata.data_len() as u64;
+        if file_len != expected_len {
+            return Err(invalid(format!(
+                "it is {file_len} bytes long but its header describes {expected_len} (truncated or padded)"
+            )));
+        }
+        Ok(Self {
+            path: path.to_path_buf(),
+            file,
+            metadata,
+            data_start,
+        })
+    }
+
+    /// The file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The shape of tensor `name`, if present.
+    pub fn shape(&self, name: &str) -> Option<&[usize]> {
+        self.metadata.info(name).map(|info| info.shape.as_slice())
+    }
+
+    /// Checks that the file holds exactly the `expected` tensors, each with
+    /// its dtype and shape; the error lists every missing, extra, mistyped or
+    /// misshaped tensor.
+    pub fn expect_exactly(&self, expected: &[(&str, Dtype, &[usize])]) -> Result<(), StoreError> {
+        let mut problems = Vec::new();
+        let mut extra: Vec<String> = self
+            .metadata
+            .tensors()
+            .into_keys()
+            .filter(|name| !expected.iter().any(|(e, _, _)| e == name))
+            .collect();
+        extra.sort();
+        problems.extend(
+            extra
+                .into_iter()
+                .map(|name| format!("unexpected tensor `{name}`")),
+        );
+        for &(name, dtype, shape) in expected {
+            match self.metadata.info(name) {
+                None => problems.push(format!("tensor `{name}` is missing")),
+                Some(info) => {
+                    if info.dtype != dtype {
+                        problems.push(format!("`{name}` is {:?}, expected {dtype:?}", info.dtype));
+                    }
+                    if info.shape != shape {
+                        problems.push(format!(
+                            "`{name}` has shape {:?}, expected {shape:?}",
+                            info.shape
+                        ));
+                    }
+                }
+            }
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(StoreError::Layout {
+                path: self.path.clone(),
+                problems,
+            })
+        }
+    }
+
+    /// Reads f32 tensor `name` (call [`TensorFile::expect_exactly`] first).
+    pub fn read_f32(&mut self, name: &str) -> Result<Vec<f32>, StoreError> {
+        let len = self.byte_range(name, Dtype::F32)?.1 / 4;
+        let mut values = vec![0f32; len];
+        self.read_into(name, bytemuck::cast_slice_mut(&mut values))?;
+        if cfg!(target_endian = "big") {
+            for v in &mut values {
+                *v = f32::from_le_bytes(v.to_ne_bytes());
+            }
+        }
+        Ok(values)
+    }
+
+    /// Reads u8 tensor `name` (call [`TensorFile::expect_exactly`] first).
+    pub fn read_u8(&mut self, name: &str) -> Result<Vec<u8>, StoreError> {
+        let len = self.byte_range(name, Dtype::U8)?.1;
+        let mut values = vec![0u8; len];
+        self.read_into(name, &mut values)?;
+        Ok(values)
+    }
+
+    fn byte_range(&self, name: &str, dtype: Dtype) -> Result<(usize, usize), StoreError> {
+        match self.metadata.info(name) {
+            Some(info) if info.dtype == dtype => {
+                let (start, end) = info.data_offsets;
+                Ok((start, end - start))
+            }
+            _ => Err(StoreError::Layout {
+                path: self.path.clone(),
+                problems: vec![format!("no {dtype:?} tensor `{name}`")],
+            }),
+        }
+    }
+
+    fn read_into(&mut self, name: &str, buf: &mut [u8]) -> Result<(), StoreError> {
+        let (start, _) = self.byte_range(
+            name,
+            self.metadata.info(name).map_or(Dtype::U8, |i| i.dtype),
+        )?;
+        let read_err = |source| StoreError::Read {
+            path: self.path.clone(),
+            source,
+        };
+        self.file
+            .seek(SeekFrom::Start(self.data_start + start as u64))
+            .map_err(read_err)?;
+        BufReader::with_capacity(1 << 20, &self.file)
+            .read_exact(buf)
+            .map_err(read_err)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn files_we_write_are_read_by_the_safetensors_crate_and_by_us() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("t.safetensors");
+        let weights = [1.5f32, -2.0, 0.25, 8.0, 0.0, 1e-7];
+        let labels = [3u8, 1, 4];
+        write_tensors(
+            &path,
+            &[
+                TensorOut::f32("w", vec![2, 3], &weights),
+                TensorOut::u8("labels", vec![3], &labels),
+                TensorOut::f32_streamed("halves", vec![3], |out| {
+                    write_f32_le(out, &[0.5, 1.5, 2.5])
+                }),
+            ],
+        )
+        .expect("write");
+
+        let bytes = std::fs::read(&path).expect("read");
+        let st = safetensors::SafeTensors::deserialize(&bytes).expect("the crate reads it");
+        assert_eq!(st.tensor("w").expect("w").shape(), [2, 3]);
+        assert_eq!(st.tensor("labels").expect("labels").data(), labels);
+
+        let mut file = TensorFile::open(&path).expect("open");
+        file.expect_exactly(&[
+            ("w", Dtype::F32, &[2, 3]),
+            ("labels", Dtype::U8, &[3]),
+            ("halves", Dtype::F32, &[3]),
+        ])
+        .expect("layout");
+        assert_eq!(file.read_f32("w").expect("w"), weights);
+        assert_eq!(file.read_u8("labels").expect("labels"), labels);
+        assert_eq!(file.read_f32("halves").expect("halves"), [0.5, 1.5, 2.5]);
+    }
+
+    #[test]
+    fn a_stream_of_the_wrong_length_fails_and_leaves_nothing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("t.safetensors");
+        let err = write_tensors(
+            &path,
+            &[TensorOut::f32_streamed("x", vec![4], |out| {
+                write_f32_le(out, &[1.0])
+            })],
+        )
+        .expect_err("short stream");
+        assert!(err.to_string().contains("t.safetensors"), "{err}");
+        assert!(!path.exists());
+        assert_eq!(std::fs::read_dir(dir.path()).expect("list").count(), 0);
+    }
+
+    #[test]
+    fn every_layout_problem_is_listed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("t.safetensors");
+        let values = [0f32; 6];
+        write_tensors(
+            &path,
+            &[
+                TensorOut::f32("a", vec![2, 3], &values),
+                TensorOut::u8("b", vec![2], &[1, 2]),
+            ],
+        )
+        .expect("write");
+        let file = TensorFile::open(&path).expect("open");
+        let err = file
+            .expect_exactly(&[
+                ("a", Dtype::F32, &[3, 2]),
+                ("b", Dtype::F32, &[2]),
+                ("c", Dtype::F32, &[1]),
+            ])
+            .expect_err("mismatch")
+            .to_string();
+        for needle in [
+            "`a` has shape [2, 3], expected [3, 2]",
+            "`b` is U8, expected F32",
+            "tensor `c` is missing",
+        ] {
+            assert!(err.contains(needle), "{needle}: {err}");
+        }
+        let file_extra = file
+            .expect_exactly(&[("a", Dtype::F32, &[2, 3])])
+            .expect_err("extra")
+            .to_string();
+        assert!(file_extra.contains("unexpected tensor `b`"), "{file_extra}");
+    }
+
+    #[test]
+    fn truncated_and_junk_files_are_rejected() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("t.safetensors");
+        let values = [0f32; 6];
+        write_tensors(&path, &[TensorOut::f32("a", vec![6], &values)]).expect("write");
+        let bytes = std::fs::read(&path).expect("read");
+        std::fs::write(&path, &bytes[..bytes.len() - 4]).expect("truncate");
+        let err = TensorFile::open(&path).expect_err("truncated").to_string();
+        assert!(err.contains("truncated"), "{err}");
+        std::fs::write(&path, b"hello").expect("junk");
+        assert!(TensorFile::open(&path).is_err());
+        std::fs::write(&path, [255u8; 16]).expect("junk");
+        assert!(TensorFile::open(&path).is_err());
+    }
+}
