@@ -8,3 +8,4 @@ mod bad_input;
 mod cli;
 mod data_stage;
 mod support;
+mod train_infer;

@@ -15,16 +15,22 @@ use crate::config::{ExperimentConfig, Override};
 pub enum Stage {
     /// Find or download the dataset, verify it, write normalised splits.
     Data,
+    /// Fit the autoencoder; write the model and the loss history.
+    Train,
+    /// Encode and decode the test split with the trained model.
+    Infer,
 }
 
 impl Stage {
     /// Every stage, in pipeline order.
-    pub const ALL: [Stage; 1] = [Stage::Data];
+    pub const ALL: [Stage; 3] = [Stage::Data, Stage::Train, Stage::Infer];
 
     /// The stage's name.
     pub fn name(self) -> &'static str {
         match self {
             Stage::Data => "data",
+            Stage::Train => "train",
+            Stage::Infer => "infer",
         }
     }
 
@@ -32,7 +38,35 @@ impl Stage {
     fn span(self) -> tracing::Span {
         match self {
             Stage::Data => tracing::info_span!("data"),
+            Stage::Train => tracing::info_span!("train"),
+            Stage::Infer => tracing::info_span!("infer"),
         }
+    }
+
+    /// The run-directory files it reads (the data stage reads the dataset
+    /// files under the data root instead).
+    fn inputs(self) -> &'static [&'static str] {
+        match self {
+            Stage::Data => &[],
+            Stage::Train => &ae_train::INPUTS,
+            Stage::Infer => &ae_infer::INPUTS,
+        }
+    }
+
+    /// The run-directory files it writes.
+    fn outputs(self) -> &'static [&'static str] {
+        match self {
+            Stage::Data => &[files::TRAIN_SPLIT, files::TEST_SPLIT],
+            Stage::Train => &[files::MODEL, files::HISTORY],
+            Stage::Infer => &[files::ENCODED, files::DECODED],
+        }
+    }
+
+    /// The stage that writes `file`.
+    fn producer_of(file: &str) -> Option<Stage> {
+        Stage::ALL
+            .into_iter()
+            .find(|stage| stage.outputs().contains(&file))
     }
 }
 
@@ -143,28 +177,62 @@ type StageFiles = (Vec<FileRecord>, Vec<FileRecord>);
 
 /// Runs one stage and hashes what it read and wrote.
 fn execute(stage: Stage, exp: &Experiment) -> anyhow::Result<StageFiles> {
+    let mut inputs = hash_inputs(stage, exp)?;
+    let cfg = &exp.cfg;
     match stage {
         Stage::Data => {
             tracing::info!(
                 "dataset {} from {}",
-                exp.cfg.data.dataset,
+                cfg.data.dataset,
                 exp.data_root.display()
             );
-            let artifacts = ae_data::run(&exp.cfg.data, &exp.data_root, &exp.run)?;
-            let inputs = artifacts
+            let artifacts = ae_data::run(&cfg.data, &exp.data_root, &exp.run)?;
+            inputs = artifacts
                 .sources
                 .iter()
                 .map(|path| FileRecord::of(path, path.display().to_string()))
                 .collect::<Result<_, _>>()?;
-            let outputs = outputs(&exp.run, &artifacts.outputs)?;
-            Ok((inputs, outputs))
+        }
+        Stage::Train => {
+            let artifacts = ae_train::run(&cfg.train, &cfg.model, cfg.seed, &exp.run)?;
+            if let Some(last) = artifacts.history.last() {
+                tracing::info!(
+                    "final loss {:.6}, val_loss {:.6} after {} epochs",
+                    last.loss,
+                    last.val_loss,
+                    last.epoch
+                );
+            }
+        }
+        Stage::Infer => {
+            ae_infer::run(&cfg.model, &exp.run)?;
         }
     }
+    let outputs = stage
+        .outputs()
+        .iter()
+        .map(|name| FileRecord::of(&exp.run.path(name), *name))
+        .collect::<Result<_, _>>()?;
+    Ok((inputs, outputs))
 }
 
-fn outputs(run: &RunDir, names: &[&str]) -> anyhow::Result<Vec<FileRecord>> {
-    Ok(names
-        .iter()
-        .map(|name| FileRecord::of(&run.path(name), *name))
-        .collect::<Result<_, _>>()?)
+/// Hashes a stage's run-directory inputs before it runs, failing with what to
+/// run first when one is missing.
+fn hash_inputs(stage: Stage, exp: &Experiment) -> anyhow::Result<Vec<FileRecord>> {
+    let mut records = Vec::new();
+    for &name in stage.inputs() {
+        let path = exp.run.path(name);
+        if !path.is_file() {
+            let producer = Stage::producer_of(name).map_or("the stage that writes it", Stage::name);
+            anyhow::bail!(
+                "stage `{}` needs {}, which does not exist: run `ae stage {producer} {}` first, or `ae pipeline {}` for every stage",
+                stage.name(),
+                path.display(),
+                exp.config_path.display(),
+                exp.config_path.display()
+            );
+        }
+        records.push(FileRecord::of(&path, name)?);
+    }
+    Ok(records)
 }

@@ -13,6 +13,15 @@ pub mod files {
     pub const TRAIN_SPLIT: &str = "data/train.safetensors";
     /// The test split, in the same layout as [`TRAIN_SPLIT`].
     pub const TEST_SPLIT: &str = "data/test.safetensors";
+    /// The trained weights: `encoder.weight` `[L, 784]`, `encoder.bias` `[L]`,
+    /// `decoder.weight` `[784, L]`, `decoder.bias` `[784]`.
+    pub const MODEL: &str = "train/model.safetensors";
+    /// Per epoch: `epoch,loss,val_loss,seconds`.
+    pub const HISTORY: &str = "train/history.csv";
+    /// The test split's codes: `latent` f32 `[N, L]`.
+    pub const ENCODED: &str = "infer/encoded.safetensors";
+    /// The test split's reconstructions: `images` f32 `[N, 784]`.
+    pub const DECODED: &str = "infer/decoded.safetensors";
 }
 
 /// One experiment's directory, `runs/<name>/`; all artifact paths resolve against it.

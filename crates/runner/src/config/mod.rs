@@ -16,11 +16,13 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use ae_data::DataConfig;
+use ae_model::ModelConfig;
 use ae_store::Problem;
+use ae_train::TrainConfig;
 use serde::{Deserialize, Serialize};
 
 pub use overrides::Override;
-pub use sections::{EvalConfig, ModelConfig, ReportConfig, TrainConfig};
+pub use sections::{EvalConfig, ReportConfig};
 
 /// One experiment: every stage's settings and the seed that drives every random stream.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

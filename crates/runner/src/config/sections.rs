@@ -1,5 +1,5 @@
-//! The config sections of the stages that are still to come: `[model]`,
-//! `[train]`, `[eval]`, `[report]`.
+//! The config sections of the stages that are still to come: `[eval]` and
+//! `[report]`.
 //!
 //! They are read and validated now so that every config in `configs/` is
 //! complete and checked from the start; each moves into its stage's crate
@@ -7,59 +7,6 @@
 
 use ae_store::Problem;
 use serde::{Deserialize, Serialize};
-
-/// `[model]`: the autoencoder's shape.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ModelConfig {
-    /// Width of the code layer: one of [`ModelConfig::LATENT_SIZES`].
-    pub latent: usize,
-}
-
-impl ModelConfig {
-    /// The latent sizes compiled into the model (it is statically shaped).
-    pub const LATENT_SIZES: [usize; 5] = [8, 16, 32, 64, 128];
-}
-
-impl Default for ModelConfig {
-    fn default() -> Self {
-        Self { latent: 32 }
-    }
-}
-
-/// `[train]`: Adam on the reconstruction MSE, Keras's defaults.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct TrainConfig {
-    /// Passes over the training split.
-    pub epochs: u32,
-    /// Images per step; the last, partial batch is used too.
-    pub batch_size: usize,
-    /// Reshuffle the training split every epoch (from the config's seed).
-    pub shuffle: bool,
-    /// Adam's step size.
-    pub learning_rate: f64,
-    /// Adam's first-moment decay.
-    pub beta1: f64,
-    /// Adam's second-moment decay.
-    pub beta2: f64,
-    /// Adam's denominator guard (Keras: 1e-7).
-    pub epsilon: f64,
-}
-
-impl Default for TrainConfig {
-    fn default() -> Self {
-        Self {
-            epochs: 50,
-            batch_size: 256,
-            shuffle: true,
-            learning_rate: 1e-3,
-            beta1: 0.9,
-            beta2: 0.999,
-            epsilon: 1e-7,
-        }
-    }
-}
 
 /// How the anomaly threshold is derived from the reconstruction errors.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -144,69 +91,6 @@ impl Default for ReportConfig {
             top_anomalies: 20,
             format: FigureFormat::Png,
         }
-    }
-}
-
-impl ModelConfig {
-    /// Every invalid value, keys prefixed `model.`.
-    pub fn validate(&self) -> Vec<Problem> {
-        let mut problems = Vec::new();
-        if !Self::LATENT_SIZES.contains(&self.latent) {
-            problems.push(Problem::new(
-                "model.latent",
-                self.latent,
-                format!(
-                    "must be one of {:?} (the compiled sizes)",
-                    Self::LATENT_SIZES
-                ),
-            ));
-        }
-        problems
-    }
-}
-
-impl TrainConfig {
-    /// Every invalid value, keys prefixed `train.`.
-    pub fn validate(&self) -> Vec<Problem> {
-        let mut problems = Vec::new();
-        if !(1..=100_000).contains(&self.epochs) {
-            problems.push(Problem::new(
-                "train.epochs",
-                self.epochs,
-                "must be between 1 and 100000",
-            ));
-        }
-        if !(1..=60_000).contains(&self.batch_size) {
-            problems.push(Problem::new(
-                "train.batch_size",
-                self.batch_size,
-                "must be between 1 and 60000",
-            ));
-        }
-        if !(self.learning_rate > 0.0 && self.learning_rate <= 1.0) {
-            problems.push(Problem::new(
-                "train.learning_rate",
-                self.learning_rate,
-                "must be greater than 0 and at most 1",
-            ));
-        }
-        for (key, beta) in [("train.beta1", self.beta1), ("train.beta2", self.beta2)] {
-            if !(0.0..1.0).contains(&beta) {
-                problems.push(Problem::new(
-                    key,
-                    beta,
-                    "must be at least 0 and less than 1",
-                ));
-            }
-        }
-        if !(self.epsilon > 0.0 && self.epsilon <= 1.0) {
-            problems.push(Problem::new(
-                "train.epsilon",
-                self.epsilon,
-                "must be greater than 0 and at most 1",
-            ));
-        }
-        problems
     }
 }
 

@@ -1,0 +1,68 @@
+//! The order of the training split, reshuffled every epoch, and batch gathering.
+
+use ae_model::{INPUT, RngStream, seeded_rng};
+use rand::seq::SliceRandom;
+use rand_chacha::ChaCha8Rng;
+
+/// Hands out each epoch's image order from the config seed's shuffle stream.
+pub struct Order {
+    indices: Vec<usize>,
+    rng: Option<ChaCha8Rng>,
+}
+
+impl Order {
+    /// `n` images; `shuffle` draws a fresh permutation each epoch, otherwise
+    /// the order is 0, 1, ..., n - 1 every time.
+    pub fn new(n: usize, shuffle: bool, seed: u64) -> Self {
+        Self {
+            indices: (0..n).collect(),
+            rng: shuffle.then(|| seeded_rng(seed, RngStream::Shuffle)),
+        }
+    }
+
+    /// The order for the next epoch.
+    pub fn next_epoch(&mut self) -> &[usize] {
+        if let Some(rng) = &mut self.rng {
+            self.indices.shuffle(rng);
+        }
+        &self.indices
+    }
+}
+
+/// Copies the images at `indices` into `batch`, row after row.
+pub fn gather(images: &[f32], indices: &[usize], batch: &mut Vec<f32>) {
+    batch.clear();
+    for &i in indices {
+        batch.extend_from_slice(&images[i * INPUT..(i + 1) * INPUT]);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shuffles_reproducibly_and_differently_each_epoch() {
+        let mut a = Order::new(100, true, 5);
+        let mut b = Order::new(100, true, 5);
+        let first = a.next_epoch().to_vec();
+        assert_eq!(first, b.next_epoch());
+        let second = a.next_epoch().to_vec();
+        assert_ne!(first, second);
+        let mut sorted = second.clone();
+        sorted.sort();
+        assert_eq!(sorted, (0..100).collect::<Vec<_>>());
+        assert_ne!(first, Order::new(100, true, 6).next_epoch());
+        assert_eq!(Order::new(5, false, 5).next_epoch(), [0, 1, 2, 3, 4]);
+    }
+
+    #[test]
+    fn gathers_rows() {
+        let images: Vec<f32> = (0..3 * INPUT).map(|i| (i / INPUT) as f32).collect();
+        let mut batch = Vec::new();
+        gather(&images, &[2, 0], &mut batch);
+        assert_eq!(batch.len(), 2 * INPUT);
+        assert!(batch[..INPUT].iter().all(|&v| v == 2.0));
+        assert!(batch[INPUT..].iter().all(|&v| v == 0.0));
+    }
+}
