@@ -17,6 +17,11 @@ pipeline CONFIG *ARGS:
 stage NAME CONFIG *ARGS:
     cargo run --release --quiet -- stage {{NAME}} {{CONFIG}} {{ARGS}}
 
+# Time the training engines on an experiment's data, e.g. `just bench configs/default.toml`
+[group('run')]
+bench CONFIG *ARGS:
+    cargo run --release --quiet -- bench {{CONFIG}} {{ARGS}}
+
 # Run the tests; the real-data tests need AE_DATA_DIR (e.g. AE_DATA_DIR=../shared/data)
 [group('check')]
 test:

@@ -9,9 +9,8 @@ use crate::pipeline::Stage;
 
 /// Autoencoder anomaly detection on MNIST-style images, one TOML file per experiment.
 ///
-/// Each experiment runs as a pipeline of stages (data, then training, inference,
-/// evaluation and the report as they land) that write their artifacts to
-/// runs/<name>/ as safetensors, CSV, Parquet and PNG files.
+/// Each experiment runs as a pipeline of stages (data, train, infer) that write their
+/// artifacts to runs/<name>/ as safetensors and CSV files.
 #[derive(Debug, Parser)]
 #[command(name = "ae", version, max_term_width = 100)]
 pub struct Cli {
@@ -51,6 +50,36 @@ pub enum Command {
         #[command(flatten)]
         args: RunArgs,
     },
+    /// Time the training engines on an experiment's data: seconds per epoch
+    /// (validation included) and training images per second.
+    Bench {
+        #[command(flatten)]
+        args: RunArgs,
+        /// Epochs to time per engine (the first is reported but not in the median).
+        #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(2..=1000))]
+        epochs: u32,
+        /// Engines to time, in order; all of them when not given.
+        #[arg(long = "engine", value_enum)]
+        engines: Vec<BenchEngine>,
+    },
+}
+
+/// A training engine, as `ae bench --engine` names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BenchEngine {
+    /// The hand-fused step.
+    Fused,
+    /// dfdx's autodiff.
+    Dfdx,
+}
+
+impl From<BenchEngine> for ae_train::Engine {
+    fn from(engine: BenchEngine) -> Self {
+        match engine {
+            BenchEngine::Fused => ae_train::Engine::Fused,
+            BenchEngine::Dfdx => ae_train::Engine::Dfdx,
+        }
+    }
 }
 
 /// What `pipeline` and `stage` share.

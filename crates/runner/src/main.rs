@@ -5,6 +5,7 @@
 //! `runs/<name>/`: the resolved `config.toml`, `manifest.json`, `run.log` and
 //! every stage's artifacts. Errors print their whole chain and exit non-zero.
 
+mod bench;
 mod cli;
 mod config;
 mod logging;
@@ -33,7 +34,32 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
     match &cli.command {
         Command::Pipeline(args) => run_stages(cli, args, &Stage::ALL),
         Command::Stage { name, args } => run_stages(cli, args, &[*name]),
+        Command::Bench {
+            args,
+            epochs,
+            engines,
+        } => {
+            let exp = open(cli, args)?;
+            bench::run(&exp, *epochs, engines)
+        }
     }
+}
+
+/// Loads the experiment and starts logging into its run directory.
+fn open(cli: &Cli, args: &RunArgs) -> anyhow::Result<Experiment> {
+    let exp = Experiment::open(&args.config, &args.overrides, &cli.runs_dir)?;
+    logging::init(
+        cli.verbose,
+        cli.quiet,
+        &exp.run.path(ae_store::files::RUN_LOG),
+    )?;
+    tracing::info!(
+        config = %args.config.display(),
+        run = %exp.run.root().display(),
+        "ae {}",
+        env!("CARGO_PKG_VERSION")
+    );
+    Ok(exp)
 }
 
 fn run_stages(cli: &Cli, args: &RunArgs, stages: &[Stage]) -> anyhow::Result<()> {
