@@ -7,5 +7,6 @@
 mod bad_input;
 mod cli;
 mod data_stage;
+mod report;
 mod support;
 mod train_infer;

@@ -3,7 +3,9 @@
 //! Reads [`files::MODEL`] and [`files::TEST_SPLIT`]; writes
 //! [`files::ENCODED`] (`latent` f32 `[N, L]`) and [`files::DECODED`]
 //! (`images` f32 `[N, 784]`). Images go through the encoder and then the
-//! decoder in batches of [`BATCH`], into two preallocated outputs.
+//! decoder in batches of [`BATCH`], into two preallocated outputs. When the
+//! anomaly threshold is to come from the training split, it also writes that
+//! split's reconstructions, [`files::TRAIN_DECODED`].
 
 use ae_model::{Codec, INPUT, ModelConfig, ModelError, Params};
 use ae_store::{RunDir, StoreError, TensorOut, files, write_tensors};
@@ -12,7 +14,22 @@ use ae_store::{RunDir, StoreError, TensorOut, files, write_tensors};
 pub const BATCH: usize = 1000;
 
 /// The files the infer stage reads, relative to the run directory.
-pub const INPUTS: [&str; 2] = [files::MODEL, files::TEST_SPLIT];
+pub fn inputs(also_train: bool) -> Vec<&'static str> {
+    let mut inputs = vec![files::MODEL, files::TEST_SPLIT];
+    if also_train {
+        inputs.push(files::TRAIN_SPLIT);
+    }
+    inputs
+}
+
+/// The files the infer stage writes, relative to the run directory.
+pub fn outputs(also_train: bool) -> Vec<&'static str> {
+    let mut outputs = vec![files::ENCODED, files::DECODED];
+    if also_train {
+        outputs.push(files::TRAIN_DECODED);
+    }
+    outputs
+}
 
 /// Why inference failed.
 #[derive(Debug, thiserror::Error)]
@@ -58,8 +75,12 @@ pub fn reconstruct(codec: &Codec, images: &[f32]) -> Reconstruction {
     out
 }
 
-/// Runs the infer stage in `run`.
-pub fn run(model: &ModelConfig, run: &RunDir) -> Result<InferArtifacts, InferError> {
+/// Runs the infer stage in `run`; `also_train` reconstructs the training split too.
+pub fn run(
+    model: &ModelConfig,
+    run: &RunDir,
+    also_train: bool,
+) -> Result<InferArtifacts, InferError> {
     let params = Params::load(&run.path(files::MODEL), model.latent)?;
     let test = ae_store::read_split(&run.path(files::TEST_SPLIT))?;
     let codec = Codec::new(&params)?;
@@ -78,8 +99,21 @@ pub fn run(model: &ModelConfig, run: &RunDir) -> Result<InferArtifacts, InferErr
         &[TensorOut::f32("images", vec![n, INPUT], &out.images)],
     )?;
     tracing::info!("encoded and decoded {n} test images");
+    if also_train {
+        let train = ae_store::read_split(&run.path(files::TRAIN_SPLIT))?;
+        let out = reconstruct(&codec, &train.images);
+        write_tensors(
+            &run.path(files::TRAIN_DECODED),
+            &[TensorOut::f32(
+                "images",
+                vec![train.len(), INPUT],
+                &out.images,
+            )],
+        )?;
+        tracing::info!("decoded {} training images for the threshold", train.len());
+    }
     Ok(InferArtifacts {
-        outputs: vec![files::ENCODED, files::DECODED],
+        outputs: outputs(also_train),
         images: n,
     })
 }

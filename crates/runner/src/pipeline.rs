@@ -19,11 +19,21 @@ pub enum Stage {
     Train,
     /// Encode and decode the test split with the trained model.
     Infer,
+    /// Score each test image by its reconstruction MSE; flag anomalies.
+    Eval,
+    /// Draw the figures and write the report page.
+    Report,
 }
 
 impl Stage {
     /// Every stage, in pipeline order.
-    pub const ALL: [Stage; 3] = [Stage::Data, Stage::Train, Stage::Infer];
+    pub const ALL: [Stage; 5] = [
+        Stage::Data,
+        Stage::Train,
+        Stage::Infer,
+        Stage::Eval,
+        Stage::Report,
+    ];
 
     /// The stage's name.
     pub fn name(self) -> &'static str {
@@ -31,6 +41,8 @@ impl Stage {
             Stage::Data => "data",
             Stage::Train => "train",
             Stage::Infer => "infer",
+            Stage::Eval => "eval",
+            Stage::Report => "report",
         }
     }
 
@@ -40,34 +52,47 @@ impl Stage {
             Stage::Data => tracing::info_span!("data"),
             Stage::Train => tracing::info_span!("train"),
             Stage::Infer => tracing::info_span!("infer"),
+            Stage::Eval => tracing::info_span!("eval"),
+            Stage::Report => tracing::info_span!("report"),
         }
     }
 
-    /// The run-directory files it reads (the data stage reads the dataset
-    /// files under the data root instead).
-    fn inputs(self) -> &'static [&'static str] {
-        match self {
-            Stage::Data => &[],
-            Stage::Train => &ae_train::INPUTS,
-            Stage::Infer => &ae_infer::INPUTS,
-        }
+    /// The run-directory files it reads under `cfg` (the data stage reads
+    /// the dataset files under the data root instead).
+    fn inputs(self, cfg: &ExperimentConfig) -> Vec<String> {
+        let names: Vec<&str> = match self {
+            Stage::Data => vec![],
+            Stage::Train => ae_train::INPUTS.to_vec(),
+            Stage::Infer => ae_infer::inputs(threshold_from_train(cfg)),
+            Stage::Eval => ae_eval::inputs(&cfg.eval),
+            Stage::Report => ae_report::INPUTS.to_vec(),
+        };
+        names.into_iter().map(String::from).collect()
     }
 
-    /// The run-directory files it writes.
-    fn outputs(self) -> &'static [&'static str] {
-        match self {
-            Stage::Data => &[files::TRAIN_SPLIT, files::TEST_SPLIT],
-            Stage::Train => &[files::MODEL, files::HISTORY],
-            Stage::Infer => &[files::ENCODED, files::DECODED],
-        }
+    /// The run-directory files it writes under `cfg`.
+    fn outputs(self, cfg: &ExperimentConfig) -> Vec<String> {
+        let names: Vec<&str> = match self {
+            Stage::Data => vec![files::TRAIN_SPLIT, files::TEST_SPLIT],
+            Stage::Train => vec![files::MODEL, files::HISTORY],
+            Stage::Infer => ae_infer::outputs(threshold_from_train(cfg)),
+            Stage::Eval => vec![files::SCORES, files::METRICS],
+            Stage::Report => return ae_report::outputs(&cfg.report),
+        };
+        names.into_iter().map(String::from).collect()
     }
 
-    /// The stage that writes `file`.
-    fn producer_of(file: &str) -> Option<Stage> {
+    /// The stage that writes `file` under `cfg`.
+    fn producer_of(file: &str, cfg: &ExperimentConfig) -> Option<Stage> {
         Stage::ALL
             .into_iter()
-            .find(|stage| stage.outputs().contains(&file))
+            .find(|stage| stage.outputs(cfg).iter().any(|f| f == file))
     }
+}
+
+/// Whether the anomaly threshold comes from the training split's scores.
+fn threshold_from_train(cfg: &ExperimentConfig) -> bool {
+    cfg.eval.source == ae_eval::ThresholdSource::Train
 }
 
 /// A loaded experiment and where its artifacts go.
@@ -205,13 +230,23 @@ fn execute(stage: Stage, exp: &Experiment) -> anyhow::Result<StageFiles> {
             }
         }
         Stage::Infer => {
-            ae_infer::run(&cfg.model, &exp.run)?;
+            ae_infer::run(&cfg.model, &exp.run, threshold_from_train(cfg))?;
+        }
+        Stage::Eval => {
+            let artifacts = ae_eval::run(&cfg.eval, &exp.run)?;
+            let line = artifacts.metrics.found_line();
+            tracing::info!("{line}");
+            println!("{line}");
+        }
+        Stage::Report => {
+            let artifacts = ae_report::run(&cfg.report, &exp.run, &cfg.name)?;
+            println!("report: {}", artifacts.index.display());
         }
     }
     let outputs = stage
-        .outputs()
+        .outputs(cfg)
         .iter()
-        .map(|name| FileRecord::of(&exp.run.path(name), *name))
+        .map(|name| FileRecord::of(&exp.run.path(name), name.clone()))
         .collect::<Result<_, _>>()?;
     Ok((inputs, outputs))
 }
@@ -220,10 +255,11 @@ fn execute(stage: Stage, exp: &Experiment) -> anyhow::Result<StageFiles> {
 /// run first when one is missing.
 fn hash_inputs(stage: Stage, exp: &Experiment) -> anyhow::Result<Vec<FileRecord>> {
     let mut records = Vec::new();
-    for &name in stage.inputs() {
-        let path = exp.run.path(name);
+    for name in stage.inputs(&exp.cfg) {
+        let path = exp.run.path(&name);
         if !path.is_file() {
-            let producer = Stage::producer_of(name).map_or("the stage that writes it", Stage::name);
+            let producer =
+                Stage::producer_of(&name, &exp.cfg).map_or("the stage that writes it", Stage::name);
             anyhow::bail!(
                 "stage `{}` needs {}, which does not exist: run `ae stage {producer} {}` first, or `ae pipeline {}` for every stage",
                 stage.name(),

@@ -22,6 +22,17 @@ pub mod files {
     pub const ENCODED: &str = "infer/encoded.safetensors";
     /// The test split's reconstructions: `images` f32 `[N, 784]`.
     pub const DECODED: &str = "infer/decoded.safetensors";
+    /// The training split's reconstructions, written only when the threshold
+    /// is computed on the training split: `images` f32 `[N, 784]`.
+    pub const TRAIN_DECODED: &str = "infer/train_decoded.safetensors";
+    /// One row per test image: `index` u32, `label` u8, `mse` f32, `is_anomaly` bool.
+    pub const SCORES: &str = "eval/scores.parquet";
+    /// The threshold, score summary and anomaly counts, as JSON.
+    pub const METRICS: &str = "eval/metrics.json";
+    /// The report page; its figures sit beside it in `report/`.
+    pub const REPORT_INDEX: &str = "report/index.html";
+    /// The folder of the report's figures.
+    pub const REPORT_DIR: &str = "report";
 }
 
 /// One experiment's directory, `runs/<name>/`; all artifact paths resolve against it.

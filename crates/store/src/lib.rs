@@ -34,5 +34,7 @@ pub use hash::{sha256_file, sha256_hex};
 pub use layout::{RunDir, files};
 pub use manifest::{FileRecord, Manifest, StageRecord, StageStatus};
 pub use problem::Problem;
-pub use split::{IMAGE_PIXELS, IMAGE_SIDE, Split, read_split, split_images_tensor, write_split};
+pub use split::{
+    IMAGE_PIXELS, IMAGE_SIDE, Split, read_images, read_split, split_images_tensor, write_split,
+};
 pub use tensors::{Dtype, TensorFile, TensorOut, write_f32_le, write_tensors};

@@ -72,6 +72,18 @@ pub fn read_split(path: &Path) -> Result<Split, StoreError> {
     })
 }
 
+/// Reads a file holding exactly `images` f32 `[N, 784]` (a split's images
+/// or their reconstructions).
+pub fn read_images(path: &Path) -> Result<Vec<f32>, StoreError> {
+    let mut file = TensorFile::open(path)?;
+    let n = file
+        .shape(IMAGES)
+        .and_then(|s| s.first().copied())
+        .unwrap_or(0);
+    file.expect_exactly(&[(IMAGES, Dtype::F32, &[n, IMAGE_PIXELS])])?;
+    file.read_f32(IMAGES)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

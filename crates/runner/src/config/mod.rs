@@ -8,7 +8,6 @@
 //! 3. every section validates its values, and *all* problems are reported at once.
 
 mod overrides;
-mod sections;
 
 use std::fmt;
 use std::fs;
@@ -16,13 +15,14 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use ae_data::DataConfig;
+use ae_eval::EvalConfig;
 use ae_model::ModelConfig;
+use ae_report::ReportConfig;
 use ae_store::Problem;
 use ae_train::TrainConfig;
 use serde::{Deserialize, Serialize};
 
 pub use overrides::Override;
-pub use sections::{EvalConfig, ReportConfig};
 
 /// One experiment: every stage's settings and the seed that drives every random stream.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

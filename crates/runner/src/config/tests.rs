@@ -1,7 +1,7 @@
 use std::path::Path;
 
-use super::sections::{ThresholdRule, ThresholdSource};
 use super::*;
+use ae_eval::{ThresholdRule, ThresholdSource};
 
 const DEFAULT: &str = include_str!("../../../../configs/default.toml");
 const QUICK: &str = include_str!("../../../../configs/quick.toml");

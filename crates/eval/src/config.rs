@@ -1,9 +1,4 @@
-//! The config sections of the stages that are still to come: `[eval]` and
-//! `[report]`.
-//!
-//! They are read and validated now so that every config in `configs/` is
-//! complete and checked from the start; each moves into its stage's crate
-//! when that stage lands (the design has each stage crate own its section).
+//! The `[eval]` section of an experiment config.
 
 use ae_store::Problem;
 use serde::{Deserialize, Serialize};
@@ -62,38 +57,6 @@ impl Default for EvalConfig {
     }
 }
 
-/// Image format of the report's figures.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum FigureFormat {
-    /// Raster images.
-    Png,
-    /// Vector images.
-    Svg,
-}
-
-/// `[report]`: the figures.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ReportConfig {
-    /// Test images shown in the originals-over-reconstructions figure.
-    pub examples: usize,
-    /// Highest-scoring images shown in the top-anomalies figure.
-    pub top_anomalies: usize,
-    /// Figure format.
-    pub format: FigureFormat,
-}
-
-impl Default for ReportConfig {
-    fn default() -> Self {
-        Self {
-            examples: 10,
-            top_anomalies: 20,
-            format: FigureFormat::Png,
-        }
-    }
-}
-
 impl EvalConfig {
     /// Every invalid value, keys prefixed `eval.`; the rule's own parameter must be present.
     pub fn validate(&self) -> Vec<Problem> {
@@ -134,28 +97,6 @@ impl EvalConfig {
                 ));
             }
             _ => {}
-        }
-        problems
-    }
-}
-
-impl ReportConfig {
-    /// Every invalid value, keys prefixed `report.`.
-    pub fn validate(&self) -> Vec<Problem> {
-        let mut problems = Vec::new();
-        if !(1..=50).contains(&self.examples) {
-            problems.push(Problem::new(
-                "report.examples",
-                self.examples,
-                "must be between 1 and 50",
-            ));
-        }
-        if !(1..=100).contains(&self.top_anomalies) {
-            problems.push(Problem::new(
-                "report.top_anomalies",
-                self.top_anomalies,
-                "must be between 1 and 100",
-            ));
         }
         problems
     }

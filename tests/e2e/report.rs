@@ -1,0 +1,185 @@
+//! Evaluation and the report on a subset of the real MNIST.
+
+use std::fs::{self, File};
+use std::path::Path;
+
+use polars::prelude::*;
+
+use crate::support::{Sandbox, real_data};
+
+const FIGURES: [&str; 5] = [
+    "reconstructions",
+    "loss",
+    "mse_hist",
+    "top_anomalies",
+    "anomaly_rate_by_label",
+];
+
+/// Decodes a PNG; returns its size and how many distinct colours it uses.
+fn png_stats(path: &Path) -> (u32, u32, usize) {
+    let decoder =
+        png::Decoder::new(File::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())));
+    let mut reader = decoder.read_info().expect("a PNG header");
+    let mut buf = vec![0; reader.output_buffer_size()];
+    let info = reader.next_frame(&mut buf).expect("PNG pixels");
+    let pixels = &buf[..info.buffer_size()];
+    let mut colours: Vec<&[u8]> = pixels.chunks_exact(3).collect();
+    colours.sort_unstable();
+    colours.dedup();
+    (info.width, info.height, colours.len())
+}
+
+#[test]
+fn the_quick_pipeline_scores_flags_and_reports() {
+    let Some(data) = real_data("the_quick_pipeline_scores_flags_and_reports") else {
+        return;
+    };
+    let sandbox = Sandbox::new();
+    let run = sandbox.ae(&["pipeline", "configs/quick.toml"], Some(&data));
+    run.assert_ok();
+    let root = sandbox.path().join("runs/quick");
+
+    // The seed's line, with the threshold, and where the report is.
+    let found = run
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("Found "))
+        .expect("a Found line");
+    assert!(
+        found.contains("anomalies! (") && found.contains("threshold"),
+        "{found}"
+    );
+    assert!(
+        run.stdout.contains("report: runs/quick/report/index.html"),
+        "{}",
+        run.stdout
+    );
+
+    // metrics.json and scores.parquet agree.
+    let metrics: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(root.join("eval/metrics.json")).expect("metrics"))
+            .expect("json");
+    let threshold = metrics["threshold"].as_f64().expect("threshold");
+    let mean = metrics["mse"]["mean"].as_f64().expect("mean");
+    assert!(
+        (threshold - 2.0 * mean).abs() < 1e-9,
+        "the seed's rule: 2 × mean"
+    );
+    let anomalies = metrics["anomalies"].as_u64().expect("count") as usize;
+    assert!(
+        found.starts_with(&format!("Found {anomalies} anomalies!")),
+        "{found}"
+    );
+    assert_eq!(metrics["top_indices"].as_array().expect("top").len(), 20);
+    assert_eq!(metrics["per_label"].as_array().expect("labels").len(), 10);
+
+    let frame = ParquetReader::new(File::open(root.join("eval/scores.parquet")).expect("parquet"))
+        .finish()
+        .expect("readable");
+    assert_eq!(frame.height(), 1000);
+    let mse: Vec<f32> = frame
+        .column("mse")
+        .expect("mse")
+        .f32()
+        .expect("f32")
+        .into_no_null_iter()
+        .collect();
+    let flags: Vec<bool> = frame
+        .column("is_anomaly")
+        .expect("flags")
+        .bool()
+        .expect("bool")
+        .iter()
+        .map(|f| f.expect("no nulls"))
+        .collect();
+    assert_eq!(flags.iter().filter(|&&f| f).count(), anomalies);
+    assert!(
+        mse.iter()
+            .zip(&flags)
+            .all(|(&s, &f)| f == (f64::from(s) > threshold))
+    );
+    // The mean of the per-image scores is the final val_loss (both are the test MSE).
+    let history = fs::read_to_string(root.join("train/history.csv")).expect("history");
+    let val_loss: f64 = history
+        .lines()
+        .last()
+        .and_then(|l| l.split(',').nth(2))
+        .and_then(|v| v.parse().ok())
+        .expect("val_loss");
+    assert!(
+        (mean - val_loss).abs() < 1e-6 * val_loss,
+        "mean MSE {mean} vs val_loss {val_loss}"
+    );
+
+    // Every figure is a real picture of the expected size.
+    let expected_sizes = [(1100, 266), (960, 540), (960, 540), (820, 454), (960, 540)];
+    for (stem, (w, h)) in FIGURES.iter().zip(expected_sizes) {
+        let (width, height, colours) = png_stats(&root.join(format!("report/{stem}.png")));
+        assert_eq!((width, height), (w, h), "{stem}.png size");
+        assert!(colours > 16, "{stem}.png looks blank: {colours} colours");
+    }
+    let page = fs::read_to_string(root.join("report/index.html")).expect("index.html");
+    for stem in FIGURES {
+        assert!(
+            page.contains(&format!("<img src=\"{stem}.png\"")),
+            "{stem} on the page"
+        );
+    }
+    assert!(page.contains(&format!("Found {anomalies} anomalies!")));
+    assert!(
+        page.contains("name = &quot;quick&quot;"),
+        "the resolved config is on the page"
+    );
+}
+
+#[test]
+fn the_report_can_be_svg_and_rerun_alone() {
+    let Some(data) = real_data("the_report_can_be_svg_and_rerun_alone") else {
+        return;
+    };
+    let sandbox = Sandbox::new();
+    let quick = [
+        "configs/quick.toml",
+        "--set",
+        "train.epochs=1",
+        "--set",
+        "data.train_limit=1000",
+    ];
+    sandbox
+        .ae(&[&["pipeline"][..], &quick].concat(), Some(&data))
+        .assert_ok();
+    let run = sandbox.ae(
+        &[
+            &["stage", "report"][..],
+            &quick,
+            &["--set", "report.format=svg"],
+        ]
+        .concat(),
+        Some(&data),
+    );
+    run.assert_ok();
+    let root = sandbox.path().join("runs/quick/report");
+    for stem in FIGURES {
+        let svg = fs::read_to_string(root.join(format!("{stem}.svg"))).expect("svg");
+        assert!(
+            svg.starts_with("<svg") && svg.contains("<text"),
+            "{stem}.svg has text"
+        );
+    }
+    let page = fs::read_to_string(root.join("index.html")).expect("index.html");
+    assert!(page.contains("<img src=\"loss.svg\""));
+}
+
+#[test]
+fn eval_and_report_need_their_inputs() {
+    let sandbox = Sandbox::new();
+    sandbox
+        .ae(&["stage", "eval", "configs/quick.toml"], None)
+        .assert_error(&[
+            "stage `eval` needs runs/quick/data/test.safetensors",
+            "run `ae stage data configs/quick.toml` first",
+        ]);
+    sandbox
+        .ae(&["stage", "report", "configs/quick.toml"], None)
+        .assert_error(&["stage `report` needs", "first"]);
+}
