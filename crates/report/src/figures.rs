@@ -28,6 +28,23 @@ fn text<DB: DrawingBackend>(
     ))
 }
 
+/// The charts' coordinates: f64 on both axes.
+type Coords =
+    Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>;
+
+/// The legend box in the upper right, the same on every chart.
+fn draw_legend<'a, DB: DrawingBackend + 'a>(
+    chart: &mut ChartContext<'a, DB, Coords>,
+) -> DrawResult<DB> {
+    chart
+        .configure_series_labels()
+        .label_font((FONT, 16))
+        .background_style(WHITE.mix(0.9))
+        .border_style(BLACK.mix(0.4))
+        .position(SeriesLabelPosition::UpperRight)
+        .draw()
+}
+
 /// Axis labels at whole numbers only (epochs), blank elsewhere.
 fn whole_numbers_only(v: &f64) -> String {
     if (v - v.round()).abs() < 1e-9 {
@@ -180,13 +197,7 @@ impl Figure for LossCurves<'_> {
             ))?
             .label("Validation loss")
             .legend(|(x, y)| PathElement::new([(x, y), (x + 24, y)], VAL_COLOR.stroke_width(2)));
-        chart
-            .configure_series_labels()
-            .label_font((FONT, 16))
-            .background_style(WHITE.mix(0.9))
-            .border_style(BLACK.mix(0.4))
-            .position(SeriesLabelPosition::UpperRight)
-            .draw()
+        draw_legend(&mut chart)
     }
 }
 
@@ -258,13 +269,7 @@ impl Figure for MseHistogram<'_> {
             .legend(|(x, y)| {
                 PathElement::new([(x, y), (x + 24, y)], THRESHOLD_COLOR.stroke_width(3))
             });
-        chart
-            .configure_series_labels()
-            .label_font((FONT, 16))
-            .background_style(WHITE.mix(0.9))
-            .border_style(BLACK.mix(0.4))
-            .position(SeriesLabelPosition::UpperRight)
-            .draw()
+        draw_legend(&mut chart)
     }
 }
 
