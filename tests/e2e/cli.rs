@@ -48,3 +48,29 @@ fn a_malformed_set_argument_is_a_usage_error() {
     assert_eq!(run.code, Some(2), "{}", run.stderr);
     assert!(run.stderr.contains("expected KEY=VALUE"), "{}", run.stderr);
 }
+
+/// Regression: with stdout closed early (`ae pipeline ... | head -1`),
+/// `println!` panicked, between writing a stage's outputs and recording them.
+#[test]
+fn a_closed_stdout_is_not_an_error() {
+    let Some(data) = crate::support::real_data("a_closed_stdout_is_not_an_error") else {
+        return;
+    };
+    let sandbox = Sandbox::new();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_ae"))
+        .args(["stage", "data", "configs/quick.toml"])
+        .current_dir(sandbox.path())
+        .env("AE_DATA_DIR", &data)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn ae");
+    drop(child.stdout.take()); // the reader goes away before ae prints anything
+    let output = child.wait_with_output().expect("ae runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let manifest =
+        std::fs::read_to_string(sandbox.path().join("runs/quick/manifest.json")).expect("manifest");
+    assert!(manifest.contains("\"data\""), "{manifest}");
+}

@@ -7,6 +7,7 @@ use ae_store::files;
 use ae_train::{Engine, TrainConfig};
 
 use crate::cli::BenchEngine;
+use crate::output;
 use crate::pipeline::{Experiment, Stage, run_stages};
 
 /// Trains each engine for `epochs` epochs from the config's initial weights
@@ -25,15 +26,15 @@ pub fn run(exp: &Experiment, epochs: u32, engines: &[BenchEngine]) -> anyhow::Re
         engines.iter().map(|&e| e.into()).collect()
     };
 
-    println!(
+    output::line(format_args!(
         "{} training and {} test images, latent {}, batch {}, {} epochs per engine",
         train.len(),
         test.len(),
         exp.cfg.model.latent,
         exp.cfg.train.batch_size,
         epochs
-    );
-    println!("engine   s/epoch (median)   fastest   images/s   final val_loss");
+    ));
+    output::line("engine   s/epoch (median)   fastest   images/s   final val_loss");
     for engine in engines {
         let cfg = TrainConfig {
             epochs,
@@ -51,14 +52,14 @@ pub fn run(exp: &Experiment, epochs: u32, engines: &[BenchEngine]) -> anyhow::Re
         seconds.sort_by(f64::total_cmp);
         let median = seconds[seconds.len() / 2];
         let val_loss = history.last().map_or(f64::NAN, |e| e.val_loss);
-        println!(
+        output::line(format_args!(
             "{:<8} {:>16.3}   {:>7.3}   {:>8.0}   {:.6}",
             engine.name(),
             median,
             seconds[0],
             train.len() as f64 / median,
             val_loss
-        );
+        ));
     }
     Ok(())
 }

@@ -9,6 +9,7 @@ mod bench;
 mod cli;
 mod config;
 mod logging;
+mod output;
 mod pipeline;
 
 use std::process::ExitCode;
@@ -76,6 +77,6 @@ fn run_stages(cli: &Cli, args: &RunArgs, stages: &[Stage]) -> anyhow::Result<()>
         env!("CARGO_PKG_VERSION")
     );
     pipeline::run_stages(&exp, stages)?;
-    println!("run directory: {}", exp.run.root().display());
+    output::line(format_args!("run directory: {}", exp.run.root().display()));
     Ok(())
 }

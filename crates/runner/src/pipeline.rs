@@ -8,6 +8,7 @@ use ae_store::{FileRecord, Manifest, RunDir, StageRecord, StageStatus, files};
 use anyhow::Context;
 
 use crate::config::{ExperimentConfig, Override};
+use crate::output;
 
 /// A pipeline stage. The name is the same word everywhere: CLI, manifest,
 /// run-directory folder and tracing span.
@@ -236,11 +237,11 @@ fn execute(stage: Stage, exp: &Experiment) -> anyhow::Result<StageFiles> {
             let artifacts = ae_eval::run(&cfg.eval, &exp.run)?;
             let line = artifacts.metrics.found_line();
             tracing::info!("{line}");
-            println!("{line}");
+            output::line(&line);
         }
         Stage::Report => {
             let artifacts = ae_report::run(&cfg.report, &exp.run, &cfg.name)?;
-            println!("report: {}", artifacts.index.display());
+            output::line(format_args!("report: {}", artifacts.index.display()));
         }
     }
     let outputs = stage
