@@ -236,11 +236,13 @@ fn execute(stage: Stage, exp: &Experiment) -> anyhow::Result<StageFiles> {
         Stage::Eval => {
             let artifacts = ae_eval::run(&cfg.eval, &exp.run)?;
             let line = artifacts.metrics.found_line();
-            tracing::info!("{line}");
+            // On stdout as the result; in run.log too, but not twice on a terminal.
+            tracing::info!(target: crate::logging::LOG_FILE_ONLY, "{line}");
             output::line(&line);
         }
         Stage::Report => {
             let artifacts = ae_report::run(&cfg.report, &exp.run, &cfg.name)?;
+            tracing::info!(target: crate::logging::LOG_FILE_ONLY, "report: {}", artifacts.index.display());
             output::line(format_args!("report: {}", artifacts.index.display()));
         }
     }
