@@ -168,6 +168,8 @@ pub fn run_stages(exp: &Experiment, stages: &[Stage]) -> anyhow::Result<()> {
     let mut manifest = Manifest::load(&manifest_path)?;
     for &stage in stages {
         let _span = stage.span().entered();
+        // A stage whose inputs are missing has not failed: it cannot start.
+        check_inputs(stage, exp)?;
         let started_at = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
         let clock = Instant::now();
         tracing::info!("started");
@@ -254,10 +256,8 @@ fn execute(stage: Stage, exp: &Experiment) -> anyhow::Result<StageFiles> {
     Ok((inputs, outputs))
 }
 
-/// Hashes a stage's run-directory inputs before it runs, failing with what to
-/// run first when one is missing.
-fn hash_inputs(stage: Stage, exp: &Experiment) -> anyhow::Result<Vec<FileRecord>> {
-    let mut records = Vec::new();
+/// Fails with what to run first when one of a stage's inputs is missing.
+fn check_inputs(stage: Stage, exp: &Experiment) -> anyhow::Result<()> {
     for name in stage.inputs(&exp.cfg) {
         let path = exp.run.path(&name);
         if !path.is_file() {
@@ -271,7 +271,15 @@ fn hash_inputs(stage: Stage, exp: &Experiment) -> anyhow::Result<Vec<FileRecord>
                 exp.config_path.display()
             );
         }
-        records.push(FileRecord::of(&path, name)?);
     }
-    Ok(records)
+    Ok(())
+}
+
+/// Hashes a stage's run-directory inputs before it runs.
+fn hash_inputs(stage: Stage, exp: &Experiment) -> anyhow::Result<Vec<FileRecord>> {
+    stage
+        .inputs(&exp.cfg)
+        .into_iter()
+        .map(|name| Ok(FileRecord::of(&exp.run.path(&name), name)?))
+        .collect()
 }
