@@ -183,3 +183,70 @@ fn eval_and_report_need_their_inputs() {
         .ae(&["stage", "report", "configs/quick.toml"], None)
         .assert_error(&["stage `report` needs", "first"]);
 }
+
+fn f32_tensor(path: &Path, name: &str) -> Vec<f32> {
+    let bytes = fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let file = safetensors::SafeTensors::deserialize(&bytes).expect("safetensors");
+    let data = file.tensor(name).expect("tensor").data().to_vec();
+    data.chunks_exact(4)
+        .map(|b| f32::from_le_bytes(b.try_into().expect("4 bytes")))
+        .collect()
+}
+
+#[test]
+fn a_threshold_from_the_training_split() {
+    let Some(data) = real_data("a_threshold_from_the_training_split") else {
+        return;
+    };
+    let sandbox = Sandbox::new();
+    let args = [
+        "pipeline",
+        "configs/quick.toml",
+        "--set",
+        "eval.source=train",
+        "--set",
+        "eval.rule=percentile",
+        "--set",
+        "eval.q=99",
+    ];
+    let run = sandbox.ae(&args, Some(&data));
+    run.assert_ok();
+    assert!(
+        run.stdout
+            .contains("the 99th percentile of the MSE of the training split"),
+        "{}",
+        run.stdout
+    );
+    let root = sandbox.path().join("runs/quick");
+
+    // The 99th percentile (linear interpolation) of the training images' MSE.
+    let originals = f32_tensor(&root.join("data/train.safetensors"), "images");
+    let decoded = f32_tensor(&root.join("infer/train_decoded.safetensors"), "images");
+    assert_eq!(originals.len(), 6000 * 784);
+    let mut mse: Vec<f64> = originals
+        .chunks_exact(784)
+        .zip(decoded.chunks_exact(784))
+        .map(|(x, y)| {
+            x.iter()
+                .zip(y)
+                .map(|(a, b)| f64::from(a - b).powi(2))
+                .sum::<f64>()
+                / 784.0
+        })
+        .map(|m| f64::from(m as f32))
+        .collect();
+    mse.sort_by(f64::total_cmp);
+    let rank = 0.99 * (mse.len() - 1) as f64;
+    let (lo, frac) = (rank.floor() as usize, rank - rank.floor());
+    let expected = mse[lo] + (mse[lo + 1] - mse[lo]) * frac;
+
+    let metrics: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(root.join("eval/metrics.json")).expect("metrics"))
+            .expect("json");
+    assert_eq!(metrics["source"], "train");
+    let threshold = metrics["threshold"].as_f64().expect("threshold");
+    assert!(
+        (threshold - expected).abs() < 1e-9,
+        "threshold {threshold}, expected {expected}"
+    );
+}
