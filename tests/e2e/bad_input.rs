@@ -112,7 +112,7 @@ fn data_error(sandbox: &Sandbox, needles: &[&str]) {
     );
     assert_eq!(
         sandbox.files_under("runs/quick"),
-        ["config.toml", "manifest.json", "run.log"],
+        [".lock", "config.toml", "manifest.json", "run.log"],
         "no split and no temporary file"
     );
     let manifest =
@@ -224,7 +224,7 @@ fn every_mirror_unreachable_says_where_to_put_the_files() {
     );
     assert_eq!(
         sandbox.files_under("runs/quick"),
-        ["config.toml", "manifest.json", "run.log"]
+        [".lock", "config.toml", "manifest.json", "run.log"]
     );
 }
 

@@ -108,6 +108,7 @@ fn the_data_stage_writes_both_real_mnist_splits() {
     assert_eq!(
         sandbox.files_under("runs/default"),
         [
+            ".lock",
             "config.toml",
             "data/test.safetensors",
             "data/train.safetensors",

@@ -8,5 +8,6 @@ mod bad_input;
 mod cli;
 mod data_stage;
 mod report;
+mod staleness;
 mod support;
 mod train_infer;

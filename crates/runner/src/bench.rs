@@ -8,14 +8,14 @@ use ae_train::{Engine, TrainConfig};
 
 use crate::cli::BenchEngine;
 use crate::output;
-use crate::pipeline::{Experiment, Stage, run_stages};
+use crate::pipeline::{Experiment, Mode, Stage, run_plan};
 
 /// Trains each engine for `epochs` epochs from the config's initial weights
 /// and prints seconds per epoch (median of all but the first, which warms
 /// caches and allocators) and training images per second.
 pub fn run(exp: &Experiment, epochs: u32, engines: &[BenchEngine]) -> anyhow::Result<()> {
     if !exp.run.path(files::TRAIN_SPLIT).is_file() || !exp.run.path(files::TEST_SPLIT).is_file() {
-        run_stages(exp, &[Stage::Data])?;
+        run_plan(exp, &[(Stage::Data, None)], Mode::Run)?;
     }
     let train = ae_store::read_split(&exp.run.path(files::TRAIN_SPLIT))?;
     let test = ae_store::read_split(&exp.run.path(files::TEST_SPLIT))?;

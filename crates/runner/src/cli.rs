@@ -40,16 +40,36 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run every stage of an experiment in order, writing runs/<name>/.
-    Pipeline(RunArgs),
-    /// Run one stage of an experiment.
+    /// Run the stages of an experiment that are stale, in order, writing runs/<name>/.
+    ///
+    /// A stage is fresh when its config section, its inputs and the ae version are those
+    /// it last ran with and its outputs are intact; each line says `fresh`, or `ran` and why.
+    Pipeline {
+        #[command(flatten)]
+        args: RunArgs,
+        /// Run every stage, fresh or not.
+        #[arg(long)]
+        force: bool,
+        /// Run this stage and every one after it, fresh or not.
+        #[arg(long, value_name = "STAGE", conflicts_with = "force")]
+        from: Option<Stage>,
+        /// Say what would run, and why, without running anything.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Run exactly one stage of an experiment, fresh or not.
     Stage {
         /// The stage to run.
         #[arg(value_enum)]
         name: Stage,
         #[command(flatten)]
         args: RunArgs,
+        /// First run the stale stages before it.
+        #[arg(long)]
+        with_upstream: bool,
     },
+    /// Say which stages of an experiment are fresh or stale, and why, without running any.
+    Status(RunArgs),
     /// Time the training engines on an experiment's data: seconds per epoch
     /// (validation included) and training images per second.
     Bench {

@@ -11,13 +11,14 @@ mod config;
 mod logging;
 mod output;
 mod pipeline;
+mod staleness;
 
 use std::process::ExitCode;
 
 use clap::Parser;
 
 use crate::cli::{Cli, Command, RunArgs};
-use crate::pipeline::{Experiment, Stage};
+use crate::pipeline::{Experiment, Mode, Stage, Step};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -33,8 +34,53 @@ fn main() -> ExitCode {
 
 fn run(cli: &Cli) -> anyhow::Result<()> {
     match &cli.command {
-        Command::Pipeline(args) => run_stages(cli, args, &Stage::ALL),
-        Command::Stage { name, args } => run_stages(cli, args, &[*name]),
+        Command::Pipeline {
+            args,
+            force,
+            from,
+            dry_run,
+        } => {
+            let steps: Vec<Step> = Stage::ALL
+                .into_iter()
+                .map(|stage| {
+                    let forced = match from {
+                        _ if *force => Some("--force".to_string()),
+                        Some(first) if stage as usize >= *first as usize => {
+                            Some(format!("--from {}", first.name()))
+                        }
+                        _ => None,
+                    };
+                    (stage, forced)
+                })
+                .collect();
+            let mode = if *dry_run { Mode::DryRun } else { Mode::Run };
+            run_steps(cli, args, &steps, mode)
+        }
+        Command::Stage {
+            name,
+            args,
+            with_upstream,
+        } => {
+            let mut steps: Vec<Step> = Vec::new();
+            if *with_upstream {
+                steps.extend(
+                    Stage::ALL
+                        .into_iter()
+                        .take_while(|s| s != name)
+                        .map(|s| (s, None)),
+                );
+            }
+            steps.push((
+                *name,
+                Some(format!("requested with `ae stage {}`", name.name())),
+            ));
+            run_steps(cli, args, &steps, Mode::Run)
+        }
+        Command::Status(args) => {
+            let exp = Experiment::open(&args.config, &args.overrides, &cli.runs_dir)?;
+            let steps: Vec<Step> = Stage::ALL.into_iter().map(|s| (s, None)).collect();
+            pipeline::run_plan(&exp, &steps, Mode::Status)
+        }
         Command::Bench {
             args,
             epochs,
@@ -63,20 +109,11 @@ fn open(cli: &Cli, args: &RunArgs) -> anyhow::Result<Experiment> {
     Ok(exp)
 }
 
-fn run_stages(cli: &Cli, args: &RunArgs, stages: &[Stage]) -> anyhow::Result<()> {
-    let exp = Experiment::open(&args.config, &args.overrides, &cli.runs_dir)?;
-    logging::init(
-        cli.verbose,
-        cli.quiet,
-        &exp.run.path(ae_store::files::RUN_LOG),
-    )?;
-    tracing::info!(
-        config = %args.config.display(),
-        run = %exp.run.root().display(),
-        "ae {}",
-        env!("CARGO_PKG_VERSION")
-    );
-    pipeline::run_stages(&exp, stages)?;
-    output::line(format_args!("run directory: {}", exp.run.root().display()));
+fn run_steps(cli: &Cli, args: &RunArgs, steps: &[Step], mode: Mode) -> anyhow::Result<()> {
+    let exp = open(cli, args)?;
+    pipeline::run_plan(&exp, steps, mode)?;
+    if mode == Mode::Run {
+        output::line(format_args!("run directory: {}", exp.run.root().display()));
+    }
     Ok(())
 }

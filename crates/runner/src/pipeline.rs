@@ -7,8 +7,11 @@ use std::time::{Instant, SystemTime};
 use ae_store::{FileRecord, Manifest, RunDir, StageRecord, StageStatus, files};
 use anyhow::Context;
 
+use serde_json::json;
+
 use crate::config::{ExperimentConfig, Override};
 use crate::output;
+use crate::staleness::{self, Decision, PIPELINE_VERSION};
 
 /// A pipeline stage. The name is the same word everywhere: CLI, manifest,
 /// run-directory folder and tracing span.
@@ -60,7 +63,7 @@ impl Stage {
 
     /// The run-directory files it reads under `cfg` (the data stage reads
     /// the dataset files under the data root instead).
-    fn inputs(self, cfg: &ExperimentConfig) -> Vec<String> {
+    pub fn inputs(self, cfg: &ExperimentConfig) -> Vec<String> {
         let names: Vec<&str> = match self {
             Stage::Data => vec![],
             Stage::Train => ae_train::INPUTS.to_vec(),
@@ -72,7 +75,7 @@ impl Stage {
     }
 
     /// The run-directory files it writes under `cfg`.
-    fn outputs(self, cfg: &ExperimentConfig) -> Vec<String> {
+    pub fn outputs(self, cfg: &ExperimentConfig) -> Vec<String> {
         let names: Vec<&str> = match self {
             Stage::Data => vec![files::TRAIN_SPLIT, files::TEST_SPLIT],
             Stage::Train => vec![files::MODEL, files::HISTORY],
@@ -83,12 +86,61 @@ impl Stage {
         names.into_iter().map(String::from).collect()
     }
 
+    /// The part of the config the stage depends on, as canonical JSON with
+    /// dotted-key structure (`{"train": {"epochs": 50}, "seed": 0}`).
+    pub fn section(self, cfg: &ExperimentConfig) -> serde_json::Value {
+        let value = |v: &dyn erased::Serialize| v.to_json();
+        match self {
+            // Where the files are found, and how they are downloaded, does not
+            // change their (checksummed) content.
+            Stage::Data => json!({"data": {
+                "dataset": value(&cfg.data.dataset),
+                "train_limit": cfg.data.train_limit,
+                "test_limit": cfg.data.test_limit,
+            }}),
+            Stage::Train => {
+                json!({"model": value(&cfg.model), "train": value(&cfg.train), "seed": cfg.seed})
+            }
+            Stage::Infer => {
+                json!({"model": value(&cfg.model), "eval": {"source": value(&cfg.eval.source)}})
+            }
+            Stage::Eval => json!({"eval": value(&cfg.eval)}),
+            Stage::Report => json!({"report": value(&cfg.report), "name": cfg.name}),
+        }
+    }
+
     /// The stage that writes `file` under `cfg`.
     fn producer_of(file: &str, cfg: &ExperimentConfig) -> Option<Stage> {
         Stage::ALL
             .into_iter()
             .find(|stage| stage.outputs(cfg).iter().any(|f| f == file))
     }
+}
+
+/// Serialising any config part to JSON through one non-generic function.
+mod erased {
+    /// A config part that serialises.
+    pub trait Serialize {
+        /// Its JSON value.
+        fn to_json(&self) -> serde_json::Value;
+    }
+
+    impl<T: serde::Serialize> Serialize for T {
+        fn to_json(&self) -> serde_json::Value {
+            serde_json::to_value(self).expect("config parts serialize to JSON")
+        }
+    }
+}
+
+/// The dataset's four files under the data root, `None` for one not there yet.
+pub fn dataset_files(exp: &Experiment) -> Vec<Option<PathBuf>> {
+    let dataset = exp.cfg.data.dataset;
+    let dir = exp.data_root.join(dataset.name());
+    [dataset.train_files(), dataset.test_files()]
+        .iter()
+        .flat_map(|split| [split.images, split.labels])
+        .map(|file| ae_data::locate(&dir, &file))
+        .collect()
 }
 
 /// Whether the anomaly threshold comes from the training split's scores.
@@ -103,8 +155,6 @@ pub struct Experiment {
     pub cfg: ExperimentConfig,
     /// The file it came from.
     pub config_path: PathBuf,
-    /// The `--set` arguments applied to it.
-    pub overrides: Vec<Override>,
     /// `runs/<name>/`.
     pub run: RunDir,
     /// Where dataset files are looked for: `AE_DATA_DIR`, else `data.dir`.
@@ -133,79 +183,181 @@ impl Experiment {
         Ok(Self {
             cfg,
             config_path: config_path.to_path_buf(),
-            overrides: overrides.to_vec(),
             run,
             data_root,
         })
     }
 
-    /// Writes the resolved config, defaults filled in, to `config.toml`.
+    /// Writes the resolved config, defaults filled in, to `config.toml`,
+    /// unless it already holds exactly that (so reruns leave it untouched).
     pub fn write_resolved_config(&self) -> anyhow::Result<()> {
-        let mut header = format!(
-            "# Resolved by ae {} from {}",
-            env!("CARGO_PKG_VERSION"),
-            self.config_path.display()
+        let text = format!(
+            "# The resolved config of run `{}`: every default filled in, so this file\n\
+             # reproduces the run on its own (`ae pipeline {}`).\n\n{}",
+            self.cfg.name,
+            self.run.path(files::CONFIG).display(),
+            self.cfg.to_toml()
         );
-        for o in &self.overrides {
-            header.push_str(&format!(" --set {}", o.argument));
+        let path = self.run.path(files::CONFIG);
+        if std::fs::read_to_string(&path).is_ok_and(|old| old == text) {
+            return Ok(());
         }
-        header.push_str(
-            ".\n# Every default is filled in, so this file reproduces the run on its own.\n\n",
-        );
-        let text = header + &self.cfg.to_toml();
-        ae_store::write_atomic(&self.run.path(files::CONFIG), |out| {
-            out.write_all(text.as_bytes())
-        })?;
+        ae_store::write_atomic(&path, |out| out.write_all(text.as_bytes()))?;
         Ok(())
     }
 }
 
-/// Runs `stages` in order, recording each in the manifest as it finishes.
-/// Stops at the first failure, which is recorded too.
-pub fn run_stages(exp: &Experiment, stages: &[Stage]) -> anyhow::Result<()> {
-    exp.write_resolved_config()?;
+/// How a plan is carried out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Run the stages that must run.
+    Run,
+    /// Say what would run (`--dry-run`).
+    DryRun,
+    /// Say which stages are fresh or stale (`ae status`).
+    Status,
+}
+
+/// A stage to consider, and the reason to run it whatever its state.
+pub type Step = (Stage, Option<String>);
+
+/// Considers `steps` in order: each runs when forced or stale, and is
+/// recorded in the manifest; one line per stage says `fresh` or `ran` and
+/// why. Stops at the first failure, which is recorded too.
+pub fn run_plan(exp: &Experiment, steps: &[Step], mode: Mode) -> anyhow::Result<()> {
+    let _lock = match mode {
+        Mode::Run => Some(lock_run_dir(exp)?),
+        Mode::DryRun | Mode::Status => None,
+    };
+    if mode == Mode::Run {
+        exp.write_resolved_config()?;
+    }
     let manifest_path = exp.run.path(files::MANIFEST);
     let mut manifest = Manifest::load(&manifest_path)?;
-    for &stage in stages {
+    let mut upstream_pending: Option<Stage> = None;
+    for (stage, forced) in steps {
+        let stage = *stage;
         let _span = stage.span().entered();
+        let (decision, inputs) = staleness::assess(stage, exp, &manifest, forced.as_deref())?;
+        let reason = match decision {
+            Decision::Fresh => {
+                let note = match (mode, upstream_pending) {
+                    (Mode::Run, _) | (_, None) => String::new(),
+                    (_, Some(up)) => format!("unless `{}` writes different outputs", up.name()),
+                };
+                say(stage, "fresh", &note);
+                continue;
+            }
+            Decision::Run(reason) => reason,
+        };
+        match mode {
+            Mode::DryRun => {
+                say(stage, "would run", &reason);
+                upstream_pending.get_or_insert(stage);
+                continue;
+            }
+            Mode::Status => {
+                say(stage, "stale", &reason);
+                upstream_pending.get_or_insert(stage);
+                continue;
+            }
+            Mode::Run => {}
+        }
         // A stage whose inputs are missing has not failed: it cannot start.
         check_inputs(stage, exp)?;
+        let section = stage.section(&exp.cfg);
         let started_at = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
-        let clock = Instant::now();
-        tracing::info!("started");
-        let result = execute(stage, exp);
-        let seconds = clock.elapsed().as_secs_f64();
-        let record = match &result {
-            Ok((inputs, outputs)) => StageRecord {
-                status: StageStatus::Ok,
-                started_at,
-                seconds,
-                inputs: inputs.clone(),
-                outputs: outputs.clone(),
-                error: None,
-            },
-            Err(err) => StageRecord {
-                status: StageStatus::Failed,
-                started_at,
-                seconds,
-                inputs: Vec::new(),
-                outputs: Vec::new(),
-                error: Some(format!("{err:#}")),
-            },
+        let mut record = StageRecord {
+            status: StageStatus::Running,
+            fingerprint: String::new(),
+            config: section.clone(),
+            version: PIPELINE_VERSION.to_string(),
+            started_at,
+            seconds: 0.0,
+            inputs: inputs.clone().unwrap_or_default(),
+            outputs: Vec::new(),
+            error: None,
         };
-        manifest.stages.insert(stage.name().to_string(), record);
+        // Recorded as running first: if this process dies, the next run
+        // knows the outputs are not to be trusted.
+        manifest
+            .stages
+            .insert(stage.name().to_string(), record.clone());
+        manifest.save(&manifest_path)?;
+        tracing::info!("started: {reason}");
+        let clock = Instant::now();
+        let result = execute(stage, exp, inputs);
+        record.seconds = clock.elapsed().as_secs_f64();
+        match &result {
+            Ok((inputs, outputs)) => {
+                record.status = StageStatus::Ok;
+                record.fingerprint = staleness::fingerprint(stage, &section, inputs);
+                record.inputs = inputs.clone();
+                record.outputs = outputs.clone();
+            }
+            Err(err) => {
+                record.status = StageStatus::Failed;
+                record.error = Some(format!("{err:#}"));
+            }
+        }
+        manifest
+            .stages
+            .insert(stage.name().to_string(), record.clone());
         manifest.save(&manifest_path)?;
         result.with_context(|| format!("stage `{}` failed", stage.name()))?;
-        tracing::info!("finished in {seconds:.2} s");
+        tracing::info!("finished in {:.2} s", record.seconds);
+        say(stage, "ran", &format!("{reason} ({:.1} s)", record.seconds));
     }
     Ok(())
 }
 
+/// One line per stage on stdout: `train   ran     train.epochs 50 → 20 (7.9 s)`.
+fn say(stage: Stage, verdict: &str, reason: &str) {
+    output::line(
+        format_args!("{:<7} {:<9} {reason}", stage.name(), verdict)
+            .to_string()
+            .trim_end(),
+    );
+}
+
+/// Takes the run directory's lock file for this process's lifetime, waiting
+/// while another `ae` holds it. The operating system releases it when the
+/// holder exits, even after `kill -9`.
+fn lock_run_dir(exp: &Experiment) -> anyhow::Result<std::fs::File> {
+    let path = exp.run.path(".lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("cannot open the lock file {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            tracing::warn!(
+                "another ae process is working in {}; waiting for it to finish",
+                exp.run.root().display()
+            );
+            file.lock()
+                .with_context(|| format!("cannot lock {}", path.display()))?;
+        }
+        Err(std::fs::TryLockError::Error(e)) => {
+            return Err(e).with_context(|| format!("cannot lock {}", path.display()));
+        }
+    }
+    Ok(file)
+}
+
 type StageFiles = (Vec<FileRecord>, Vec<FileRecord>);
 
-/// Runs one stage and hashes what it read and wrote.
-fn execute(stage: Stage, exp: &Experiment) -> anyhow::Result<StageFiles> {
-    let mut inputs = hash_inputs(stage, exp)?;
+/// Runs one stage; returns what it read (`inputs`, hashed before it ran;
+/// for the data stage, the dataset files it used) and what it wrote.
+fn execute(
+    stage: Stage,
+    exp: &Experiment,
+    inputs: Option<Vec<FileRecord>>,
+) -> anyhow::Result<StageFiles> {
+    let mut inputs = inputs.unwrap_or_default();
     let cfg = &exp.cfg;
     match stage {
         Stage::Data => {
@@ -273,13 +425,4 @@ fn check_inputs(stage: Stage, exp: &Experiment) -> anyhow::Result<()> {
         }
     }
     Ok(())
-}
-
-/// Hashes a stage's run-directory inputs before it runs.
-fn hash_inputs(stage: Stage, exp: &Experiment) -> anyhow::Result<Vec<FileRecord>> {
-    stage
-        .inputs(&exp.cfg)
-        .into_iter()
-        .map(|name| Ok(FileRecord::of(&exp.run.path(&name), name)?))
-        .collect()
 }
