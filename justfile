@@ -17,6 +17,11 @@ pipeline CONFIG *ARGS:
 stage NAME CONFIG *ARGS:
     cargo run --release --quiet -- stage {{NAME}} {{CONFIG}} {{ARGS}}
 
+# Say which stages of an experiment are fresh or stale, and why
+[group('run')]
+status CONFIG *ARGS:
+    cargo run --release --quiet -- status {{CONFIG}} {{ARGS}}
+
 # Time the training engines on an experiment's data, e.g. `just bench configs/default.toml`
 [group('run')]
 bench CONFIG *ARGS:

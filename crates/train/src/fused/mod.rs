@@ -456,8 +456,13 @@ fn add_into(into: &mut Params, other: &Params) {
     }
 }
 
-/// Busy-waits until `counter` reaches `target`; false if `stop` was raised first.
+/// Busy-waits until `counter` reaches `target`; false if `stop` was raised
+/// first. After a short burst it yields between checks, so that on a busy
+/// machine (other processes on the cores) the waiting thread gives its core
+/// to the one it waits for instead of starving it.
 fn spin_until(counter: &AtomicUsize, target: usize, stop: &AtomicBool) -> bool {
+    const SPINS_BEFORE_YIELDING: u32 = 20_000;
+    let mut spins = 0u32;
     loop {
         if counter.load(Ordering::Acquire) >= target {
             return true;
@@ -465,7 +470,12 @@ fn spin_until(counter: &AtomicUsize, target: usize, stop: &AtomicBool) -> bool {
         if stop.load(Ordering::Relaxed) {
             return false;
         }
-        std::hint::spin_loop();
+        if spins < SPINS_BEFORE_YIELDING {
+            spins += 1;
+            std::hint::spin_loop();
+        } else {
+            std::thread::yield_now();
+        }
     }
 }
 
