@@ -457,11 +457,11 @@ fn add_into(into: &mut Params, other: &Params) {
 }
 
 /// Busy-waits until `counter` reaches `target`; false if `stop` was raised
-/// first. After a short burst it yields between checks, so that on a busy
+/// first. After a long burst (milliseconds) it yields between checks, so on a busy
 /// machine (other processes on the cores) the waiting thread gives its core
 /// to the one it waits for instead of starving it.
 fn spin_until(counter: &AtomicUsize, target: usize, stop: &AtomicBool) -> bool {
-    const SPINS_BEFORE_YIELDING: u32 = 20_000;
+    const SPINS_BEFORE_YIELDING: u32 = 1_000_000;
     let mut spins = 0u32;
     loop {
         if counter.load(Ordering::Acquire) >= target {
