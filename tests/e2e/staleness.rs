@@ -288,15 +288,30 @@ fn two_concurrent_runs_on_one_directory_take_turns() {
 
 #[test]
 fn a_single_stage_with_upstream_runs_what_it_needs_first() {
-    let Some(data) = real_data("a_single_stage_with_upstream_runs_what_it_needs_first") else { return };
+    let Some(data) = real_data("a_single_stage_with_upstream_runs_what_it_needs_first") else {
+        return;
+    };
     let sandbox = Sandbox::new();
     let alone = sandbox.ae(&[&["stage", "eval"][..], &SMALL].concat(), Some(&data));
     alone.assert_error(&["stage `eval` needs", "run `ae stage data"]);
-    let run = sandbox.ae(&[&["stage", "eval", "--with-upstream"][..], &SMALL].concat(), Some(&data));
+    let run = sandbox.ae(
+        &[&["stage", "eval", "--with-upstream"][..], &SMALL].concat(),
+        Some(&data),
+    );
     run.assert_ok();
     let run = verdicts(&run);
     let stages: Vec<&str> = run.iter().map(|(s, _)| s.as_str()).collect();
-    assert_eq!(stages, ["data", "train", "infer", "eval"], "report is not upstream of eval");
-    assert!(verdict_of(&run, "infer").starts_with("ran never ran"), "{run:?}");
-    assert!(verdict_of(&run, "eval").starts_with("ran requested with `ae stage eval`"), "{run:?}");
+    assert_eq!(
+        stages,
+        ["data", "train", "infer", "eval"],
+        "report is not upstream of eval"
+    );
+    assert!(
+        verdict_of(&run, "infer").starts_with("ran never ran"),
+        "{run:?}"
+    );
+    assert!(
+        verdict_of(&run, "eval").starts_with("ran requested with `ae stage eval`"),
+        "{run:?}"
+    );
 }
