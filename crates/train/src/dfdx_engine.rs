@@ -53,15 +53,7 @@ impl<const L: usize> DfdxEngine<L> {
 
     /// One Adam step on a batch (`[n, 784]`); returns its loss before the step.
     pub fn step(&mut self, batch: &[f32]) -> f32 {
-        let x = self.images(batch);
-        let grads = self
-            .grads
-            .take()
-            .expect("the gradients are put back after every step");
-        let y = self.model.forward_mut(x.clone().traced(grads));
-        let loss = mse_loss(y, x);
-        let value = loss.array();
-        let mut grads = loss.backward();
+        let (value, mut grads) = self.backward(batch);
         self.t += 1;
         // dfdx adds ε to √v̂; this ε' makes that Keras's ε added to √v.
         self.opt.cfg.eps = self.adam.bias_corrected_epsilon(self.t);
@@ -76,13 +68,7 @@ impl<const L: usize> DfdxEngine<L> {
     /// The gradients of the mean squared error on `batch` at the current
     /// weights, without taking a step (for checking other engines).
     pub fn gradients(&mut self, batch: &[f32]) -> Params {
-        let x = self.images(batch);
-        let grads = self
-            .grads
-            .take()
-            .expect("the gradients are put back after every step");
-        let y = self.model.forward_mut(x.clone().traced(grads));
-        let mut grads = mse_loss(y, x).backward();
+        let (_, mut grads) = self.backward(batch);
         let mut out = Params::zeros(L).expect("L is a compiled latent size");
         out.encoder_weight = grads.get(&self.model.encoder.weight).as_vec();
         out.encoder_bias = grads.get(&self.model.encoder.bias).as_vec();
@@ -91,6 +77,19 @@ impl<const L: usize> DfdxEngine<L> {
         self.model.zero_grads(&mut grads);
         self.grads = Some(grads);
         out
+    }
+
+    /// Forward and backward on a batch: its loss and the gradients (which
+    /// the caller must zero and put back).
+    fn backward(&mut self, batch: &[f32]) -> (f32, Gradients<f32, Cpu>) {
+        let x = self.images(batch);
+        let grads = self
+            .grads
+            .take()
+            .expect("the gradients are put back after every step");
+        let y = self.model.forward_mut(x.clone().traced(grads));
+        let loss = mse_loss(y, x);
+        (loss.array(), loss.backward())
     }
 
     fn images(&self, rows: &[f32]) -> ae_model::Images {

@@ -110,26 +110,26 @@ impl FusedEngine {
     /// The gradients of the mean squared error over the images at `indices`
     /// at the current weights (no step taken).
     pub fn gradients(&mut self, images: &[f32], indices: &[usize]) -> Params {
-        let (first, second) = halves(indices);
-        let scale = loss_scale(indices.len());
-        let params = self
-            .params
+        self.batch_gradients(images, indices);
+        self.workers[0]
             .get_mut()
-            .expect("no thread panicked holding the weights");
-        let [w0, w1] = &mut self.workers;
-        let (w0, w1) = (
-            w0.get_mut().expect("not poisoned"),
-            w1.get_mut().expect("not poisoned"),
-        );
-        w0.half_gradients(params, images, first, scale);
-        w1.half_gradients(params, images, second, scale);
-        let mut grads = w0.grads.clone();
-        add_into(&mut grads, &w1.grads);
-        grads
+            .expect("not poisoned")
+            .grads
+            .clone()
     }
 
     /// One step on one thread: both halves, then Adam. Returns the batch loss.
     fn step_single(&mut self, images: &[f32], indices: &[usize]) -> f64 {
+        let loss = self.batch_gradients(images, indices);
+        let params = self.params.get_mut().expect("not poisoned");
+        let grads = &self.workers[0].get_mut().expect("not poisoned").grads;
+        self.adam_state.update(params, grads);
+        loss
+    }
+
+    /// On this thread: both halves' gradients, summed into the first
+    /// worker's (the same order as on two threads). Returns the batch loss.
+    fn batch_gradients(&mut self, images: &[f32], indices: &[usize]) -> f64 {
         let (first, second) = halves(indices);
         let scale = loss_scale(indices.len());
         let params = self
@@ -141,11 +141,10 @@ impl FusedEngine {
             w0.get_mut().expect("not poisoned"),
             w1.get_mut().expect("not poisoned"),
         );
-        let loss = w0.half_gradients(params, images, first, scale)
+        let sum = w0.half_gradients(params, images, first, scale)
             + w1.half_gradients(params, images, second, scale);
         add_into(&mut w0.grads, &w1.grads);
-        self.adam_state.update(params, &w0.grads);
-        loss / (indices.len() * INPUT) as f64
+        sum / (indices.len() * INPUT) as f64
     }
 
     /// An epoch with a helper thread computing every batch's second half.
