@@ -5,7 +5,7 @@ use std::path::Path;
 
 use polars::prelude::*;
 
-use crate::support::{Sandbox, real_data};
+use crate::support::{Sandbox, f32s, real_data};
 
 const FIGURES: [&str; 5] = [
     "reconstructions",
@@ -184,15 +184,6 @@ fn eval_and_report_need_their_inputs() {
         .assert_error(&["stage `report` needs", "first"]);
 }
 
-fn f32_tensor(path: &Path, name: &str) -> Vec<f32> {
-    let bytes = fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let file = safetensors::SafeTensors::deserialize(&bytes).expect("safetensors");
-    let data = file.tensor(name).expect("tensor").data().to_vec();
-    data.chunks_exact(4)
-        .map(|b| f32::from_le_bytes(b.try_into().expect("4 bytes")))
-        .collect()
-}
-
 #[test]
 fn a_threshold_from_the_training_split() {
     let Some(data) = real_data("a_threshold_from_the_training_split") else {
@@ -220,8 +211,14 @@ fn a_threshold_from_the_training_split() {
     let root = sandbox.path().join("runs/quick");
 
     // The 99th percentile (linear interpolation) of the training images' MSE.
-    let originals = f32_tensor(&root.join("data/train.safetensors"), "images");
-    let decoded = f32_tensor(&root.join("infer/train_decoded.safetensors"), "images");
+    let originals = f32s(
+        &fs::read(root.join("data/train.safetensors")).expect("train split"),
+        "images",
+    );
+    let decoded = f32s(
+        &fs::read(root.join("infer/train_decoded.safetensors")).expect("train reconstructions"),
+        "images",
+    );
     assert_eq!(originals.len(), 6000 * 784);
     let mut mse: Vec<f64> = originals
         .chunks_exact(784)

@@ -186,3 +186,15 @@ pub fn synthetic_mnist(root: &Path, replace: Option<(&str, Vec<u8>)>) {
         fs::write(dir.join(format!("{name}.gz")), bytes).expect("write");
     }
 }
+
+/// The values of f32 tensor `name` in the safetensors file `bytes`.
+pub fn f32s(bytes: &[u8], name: &str) -> Vec<f32> {
+    let file = safetensors::SafeTensors::deserialize(bytes).expect("a safetensors file");
+    let view = file
+        .tensor(name)
+        .unwrap_or_else(|_| panic!("no tensor `{name}`"));
+    view.data()
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes(b.try_into().expect("4 bytes")))
+        .collect()
+}
