@@ -10,4 +10,5 @@ mod data_stage;
 mod report;
 mod staleness;
 mod support;
+mod sweep;
 mod train_infer;

@@ -158,9 +158,16 @@ fn a_changed_file_is_detected_and_explained() {
     );
     // Training again gives the same model, so infer stays fresh.
     assert_eq!(verdict_of(&run, "infer"), "fresh");
+    // The deleted scores were computed before: the cache still has them.
+    assert_eq!(
+        verdict_of(&run, "eval"),
+        "restored output eval/scores.parquet missing (from the cache)"
+    );
     assert!(
-        verdict_of(&run, "eval").starts_with("ran output eval/scores.parquet missing"),
-        "{run:?}"
+        sandbox
+            .path()
+            .join("runs/quick/eval/scores.parquet")
+            .is_file()
     );
     assert_eq!(
         fs::read_to_string(&history)
@@ -314,4 +321,52 @@ fn a_single_stage_with_upstream_runs_what_it_needs_first() {
         verdict_of(&run, "eval").starts_with("ran requested with `ae stage eval`"),
         "{run:?}"
     );
+}
+
+#[test]
+fn a_stage_computed_before_is_restored_from_the_cache() {
+    let Some(data) = real_data("a_stage_computed_before_is_restored_from_the_cache") else {
+        return;
+    };
+    let sandbox = Sandbox::new();
+    pipeline(&sandbox, &data, &[]);
+    let model = sandbox.path().join("runs/quick/train/model.safetensors");
+    let first_model = fs::read(&model).expect("model");
+    pipeline(&sandbox, &data, &["--set", "train.epochs=1"]);
+    assert_ne!(fs::read(&model).expect("model"), first_model);
+
+    // Back to two epochs: computed before, so restored, byte for byte.
+    let back = verdicts(&pipeline(&sandbox, &data, &[]));
+    assert_eq!(
+        verdict_of(&back, "train"),
+        "restored train.epochs 1 → 2 (from the cache)"
+    );
+    for stage in ["infer", "eval", "report"] {
+        assert!(
+            verdict_of(&back, stage).starts_with("restored "),
+            "{back:?}"
+        );
+    }
+    assert_eq!(fs::read(&model).expect("model"), first_model);
+    let status = sandbox.ae(&[&["status"][..], &SMALL].concat(), Some(&data));
+    assert!(verdicts(&status).iter().all(|(_, v)| v == "fresh"));
+
+    // --no-cache computes, and so does a stage the user asks for by name.
+    let computed = verdicts(&pipeline(
+        &sandbox,
+        &data,
+        &["--no-cache", "--set", "train.epochs=1"],
+    ));
+    assert!(
+        verdict_of(&computed, "train").starts_with("ran "),
+        "{computed:?}"
+    );
+    let again = sandbox.ae(&[&["stage", "train"][..], &SMALL].concat(), Some(&data));
+    again.assert_ok();
+    assert!(
+        verdict_of(&verdicts(&again), "train").starts_with("ran requested"),
+        "{}",
+        again.stdout
+    );
+    assert_eq!(fs::read(&model).expect("model"), first_model);
 }

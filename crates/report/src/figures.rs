@@ -6,14 +6,15 @@ use plotters::prelude::*;
 use crate::inputs::{LabelView, ReportInputs};
 use crate::render::{Figure, draw_digit};
 
-const FONT: &str = "sans-serif";
+pub(crate) const FONT: &str = "sans-serif";
 const TRAIN_COLOR: RGBColor = RGBColor(31, 119, 180);
 const VAL_COLOR: RGBColor = RGBColor(255, 127, 14);
 const THRESHOLD_COLOR: RGBColor = RGBColor(214, 39, 40);
 const BAR_COLOR: RGBColor = RGBColor(31, 119, 180);
 const SIDE: i32 = ae_store::IMAGE_SIDE as i32;
 
-type DrawResult<DB> = Result<(), DrawingAreaErrorKind<<DB as DrawingBackend>::ErrorType>>;
+pub(crate) type DrawResult<DB> =
+    Result<(), DrawingAreaErrorKind<<DB as DrawingBackend>::ErrorType>>;
 
 fn text<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
@@ -28,13 +29,9 @@ fn text<DB: DrawingBackend>(
     ))
 }
 
-/// The charts' coordinates: f64 on both axes.
-type Coords =
-    Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>;
-
 /// The legend box in the upper right, the same on every chart.
-fn draw_legend<'a, DB: DrawingBackend + 'a>(
-    chart: &mut ChartContext<'a, DB, Coords>,
+pub(crate) fn draw_legend<'a, DB: DrawingBackend + 'a, CT: CoordTranslate>(
+    chart: &mut ChartContext<'a, DB, CT>,
 ) -> DrawResult<DB> {
     chart
         .configure_series_labels()
@@ -45,8 +42,19 @@ fn draw_legend<'a, DB: DrawingBackend + 'a>(
         .draw()
 }
 
+/// The name of category `v` on an axis of categories at 0, 1, 2, ...;
+/// blank between them.
+pub(crate) fn category_label(names: &[String], v: f64) -> String {
+    let i = v.round();
+    if (v - i).abs() < 1e-6 && i >= 0.0 {
+        names.get(i as usize).cloned().unwrap_or_default()
+    } else {
+        String::new()
+    }
+}
+
 /// Axis labels at whole numbers only (epochs), blank elsewhere.
-fn whole_numbers_only(v: &f64) -> String {
+pub(crate) fn whole_numbers_only(v: &f64) -> String {
     if (v - v.round()).abs() < 1e-9 {
         format!("{v:.0}")
     } else {
@@ -379,14 +387,7 @@ impl Figure for AnomalyRateByLabel<'_> {
             .label_style((FONT, 15))
             .axis_desc_style((FONT, 17))
             .x_labels(self.per_label.len())
-            .x_label_formatter(&|v| {
-                let i = v.round();
-                if (v - i).abs() < 1e-6 && i >= 0.0 {
-                    names.get(i as usize).cloned().unwrap_or_default()
-                } else {
-                    String::new()
-                }
-            })
+            .x_label_formatter(&|v| category_label(&names[..], *v))
             .y_label_formatter(&|v| {
                 if top < 10.0 {
                     format!("{v:.1}")

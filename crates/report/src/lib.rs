@@ -15,6 +15,7 @@ mod figures;
 mod html;
 mod inputs;
 mod render;
+mod sweep;
 
 use std::path::PathBuf;
 
@@ -27,6 +28,7 @@ pub use figures::{
 pub use html::FIGURES;
 pub use inputs::{INPUTS, ReportInputs};
 pub use render::{Figure, render};
+pub use sweep::{SweepCurves, SweepMetric};
 
 /// Why the report could not be made.
 #[derive(Debug, thiserror::Error)]

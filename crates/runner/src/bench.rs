@@ -42,7 +42,8 @@ pub fn run(exp: &Experiment, epochs: u32, engines: &[BenchEngine]) -> anyhow::Re
             ..exp.cfg.train.clone()
         };
         let clock = Instant::now();
-        let (_, history) = ae_train::train_params(&cfg, &initial, exp.cfg.seed, &train, &test)?;
+        let (_, history) =
+            ae_train::train_params(&cfg, &initial, exp.cfg.seed, &train, &test, exp.threads)?;
         tracing::debug!(
             "{} took {:.2} s in all",
             engine.name(),

@@ -35,6 +35,20 @@ pub struct Cli {
         value_name = "DIR"
     )]
     pub runs_dir: PathBuf,
+
+    /// The cache of stage outputs shared between runs [default: <runs-dir>/.cache].
+    #[arg(long, env = "AE_CACHE_DIR", global = true, value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
+
+    /// Compute every stage that must run, rather than restoring it from the cache.
+    #[arg(long, global = true)]
+    pub no_cache: bool,
+
+    /// Train on at most this many threads [default: as many as help, at most 2].
+    /// Results do not depend on it.
+    #[arg(long, env = "AE_THREADS", global = true, value_name = "N",
+          value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub threads: Option<u16>,
 }
 
 /// The subcommands.
@@ -70,6 +84,13 @@ pub enum Command {
     },
     /// Say which stages of an experiment are fresh or stale, and why, without running any.
     Status(RunArgs),
+    /// Run an experiment at every point of a grid, then summarise them.
+    ///
+    /// The sweep file names a base config and a [grid] of dotted keys with lists of
+    /// values; every combination is a point, run in runs/<sweep>/<point>/. Stages that
+    /// were computed anywhere before (same fingerprint) are restored from the cache.
+    /// The summary (summary.parquet, .csv, .md and plots) goes to runs/<sweep>/.
+    Sweep(SweepArgs),
     /// Time the training engines on an experiment's data: seconds per epoch
     /// (validation included) and training images per second.
     Bench {
@@ -112,4 +133,91 @@ pub struct RunArgs {
     /// Repeatable; later ones win.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub overrides: Vec<Override>,
+}
+
+/// `ae sweep`'s arguments.
+#[derive(Debug, Args)]
+pub struct SweepArgs {
+    /// The sweep file, e.g. configs/sweeps/seeds.toml.
+    pub file: PathBuf,
+
+    /// Override a key at every point, e.g. --set train.epochs=5 (not a grid key).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub overrides: Vec<Override>,
+
+    /// List the points, and which have finished, without running anything.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Points to run at once; with more than one, each trains on one thread.
+    #[arg(long, default_value_t = 1, value_name = "N",
+          value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub jobs: u16,
+
+    /// Run only the I-th of every N points (1-based), e.g. --shard 2/4 in job 2 of a
+    /// 4-job array; merge the results with --collect.
+    #[arg(long, value_name = "I/N", conflicts_with = "collect")]
+    pub shard: Option<Shard>,
+
+    /// Run nothing: merge the points that have finished into the summary.
+    #[arg(long, conflicts_with = "dry_run")]
+    pub collect: bool,
+}
+
+/// `--shard I/N`: the points whose 0-based index is I-1 modulo N.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shard {
+    /// 1-based, at most `count`.
+    pub index: usize,
+    /// How many shards.
+    pub count: usize,
+}
+
+impl Shard {
+    /// Whether the point at 0-based `position` belongs to this shard.
+    pub fn contains(self, position: usize) -> bool {
+        position % self.count == self.index - 1
+    }
+}
+
+impl std::str::FromStr for Shard {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let usage = || format!("expected I/N with 1 <= I <= N, e.g. 2/4 (got {text:?})");
+        let (index, count) = text.split_once('/').ok_or_else(usage)?;
+        let index: usize = index.trim().parse().map_err(|_| usage())?;
+        let count: usize = count.trim().parse().map_err(|_| usage())?;
+        if index == 0 || index > count {
+            return Err(usage());
+        }
+        Ok(Self { index, count })
+    }
+}
+
+impl std::fmt::Display for Shard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.index, self.count)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shards_partition_the_points() {
+        let shards: Vec<Shard> = ["1/3", "2/3", "3/3"]
+            .iter()
+            .map(|s| s.parse().expect("valid"))
+            .collect();
+        for position in 0..10 {
+            let owners = shards.iter().filter(|s| s.contains(position)).count();
+            assert_eq!(owners, 1, "point {position}");
+        }
+        assert!(shards[1].contains(1) && shards[1].contains(4));
+        for bad in ["0/3", "4/3", "3", "a/b", "1/0", ""] {
+            assert!(bad.parse::<Shard>().is_err(), "{bad}");
+        }
+    }
 }

@@ -32,6 +32,20 @@ pub fn filter(verbose: u8, quiet: bool) -> EnvFilter {
     EnvFilter::new(level)
 }
 
+/// Compact lines on stderr, at the level `-v`/`-q` (or `AE_LOG`) asks for.
+fn stderr_layer<S>(verbose: u8, quiet: bool) -> impl Layer<S>
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+{
+    fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none())
+        .without_time()
+        .with_target(false)
+        .with_filter(filter_fn(|meta| meta.target() != LOG_FILE_ONLY))
+        .with_filter(filter(verbose, quiet))
+}
+
 /// Installs the global subscriber: compact lines on stderr, timestamped lines
 /// appended to `log_path`.
 pub fn init(verbose: u8, quiet: bool, log_path: &Path) -> anyhow::Result<()> {
@@ -40,22 +54,24 @@ pub fn init(verbose: u8, quiet: bool, log_path: &Path) -> anyhow::Result<()> {
         .append(true)
         .open(log_path)
         .with_context(|| format!("cannot open the run log {}", log_path.display()))?;
-    let stderr_layer = fmt::layer()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none())
-        .without_time()
-        .with_target(false)
-        .with_filter(filter_fn(|meta| meta.target() != LOG_FILE_ONLY))
-        .with_filter(filter(verbose, quiet));
     let file_layer = fmt::layer()
         .with_writer(Mutex::new(file))
         .with_ansi(false)
         .with_target(false)
         .with_filter(filter(verbose.max(1), false));
     tracing_subscriber::registry()
-        .with(stderr_layer)
+        .with(stderr_layer(verbose, quiet))
         .with(file_layer)
         .try_init()
         .context("cannot install the logger")?;
     Ok(())
+}
+
+/// Installs a subscriber with the stderr lines only, for commands that
+/// have no run directory of their own (`ae sweep`).
+pub fn init_terminal(verbose: u8, quiet: bool) -> anyhow::Result<()> {
+    tracing_subscriber::registry()
+        .with(stderr_layer(verbose, quiet))
+        .try_init()
+        .context("cannot install the logger")
 }

@@ -12,13 +12,14 @@ mod logging;
 mod output;
 mod pipeline;
 mod staleness;
+mod sweep;
 
 use std::process::ExitCode;
 
 use clap::Parser;
 
 use crate::cli::{Cli, Command, RunArgs};
-use crate::pipeline::{Experiment, Mode, Stage, Step};
+use crate::pipeline::{Experiment, Mode, Stage, Step, Workspace};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -77,7 +78,7 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
             run_steps(cli, args, &steps, Mode::Run)
         }
         Command::Status(args) => {
-            let exp = Experiment::open(&args.config, &args.overrides, &cli.runs_dir)?;
+            let exp = Experiment::open(&args.config, &args.overrides, &workspace(cli))?;
             let steps: Vec<Step> = Stage::ALL.into_iter().map(|s| (s, None)).collect();
             pipeline::run_plan(&exp, &steps, Mode::Status)
         }
@@ -89,12 +90,29 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
             let exp = open(cli, args)?;
             bench::run(&exp, *epochs, engines)
         }
+        Command::Sweep(args) => sweep::command(cli, &workspace(cli), args),
+    }
+}
+
+/// Where runs go and what they may use, from the global flags.
+fn workspace(cli: &Cli) -> Workspace {
+    let cache = (!cli.no_cache).then(|| {
+        ae_store::Cache::new(
+            cli.cache_dir
+                .clone()
+                .unwrap_or_else(|| cli.runs_dir.join(".cache")),
+        )
+    });
+    Workspace {
+        runs_dir: cli.runs_dir.clone(),
+        cache,
+        threads: cli.threads.map(usize::from),
     }
 }
 
 /// Loads the experiment and starts logging into its run directory.
 fn open(cli: &Cli, args: &RunArgs) -> anyhow::Result<Experiment> {
-    let exp = Experiment::open(&args.config, &args.overrides, &cli.runs_dir)?;
+    let exp = Experiment::open(&args.config, &args.overrides, &workspace(cli))?;
     logging::init(
         cli.verbose,
         cli.quiet,

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Instant, SystemTime};
 
-use ae_store::{FileRecord, Manifest, RunDir, StageRecord, StageStatus, files};
+use ae_store::{Cache, FileRecord, Manifest, RunDir, StageRecord, StageStatus, files};
 use anyhow::Context;
 
 use serde_json::json;
@@ -148,6 +148,18 @@ fn threshold_from_train(cfg: &ExperimentConfig) -> bool {
     cfg.eval.source == ae_eval::ThresholdSource::Train
 }
 
+/// Where runs go and what they may use, from the global flags; none of it
+/// changes a result.
+#[derive(Debug, Clone)]
+pub struct Workspace {
+    /// The folder of run directories (`runs/`).
+    pub runs_dir: PathBuf,
+    /// The stage-output cache, unless disabled.
+    pub cache: Option<Cache>,
+    /// At most this many training threads.
+    pub threads: ae_train::MaxThreads,
+}
+
 /// A loaded experiment and where its artifacts go.
 #[derive(Debug)]
 pub struct Experiment {
@@ -159,6 +171,10 @@ pub struct Experiment {
     pub run: RunDir,
     /// Where dataset files are looked for: `AE_DATA_DIR`, else `data.dir`.
     pub data_root: PathBuf,
+    /// Where stage outputs are shared with other runs.
+    pub cache: Option<Cache>,
+    /// At most this many training threads.
+    pub threads: ae_train::MaxThreads,
 }
 
 impl Experiment {
@@ -166,26 +182,37 @@ impl Experiment {
     pub fn open(
         config_path: &Path,
         overrides: &[Override],
-        runs_dir: &Path,
+        workspace: &Workspace,
     ) -> anyhow::Result<Self> {
-        let cfg = ExperimentConfig::load(config_path, overrides)?;
-        let run = RunDir::new(runs_dir.join(&cfg.name));
-        ae_store::create_dir_all(run.root()).with_context(|| {
+        let exp = Self::new(
+            ExperimentConfig::load(config_path, overrides)?,
+            config_path,
+            workspace,
+        );
+        ae_store::create_dir_all(exp.run.root()).with_context(|| {
             format!(
                 "cannot create the run directory; choose another folder with --runs-dir or AE_RUNS_DIR (now {})",
-                runs_dir.display()
+                workspace.runs_dir.display()
             )
         })?;
+        Ok(exp)
+    }
+
+    /// The experiment of a loaded config, creating nothing.
+    pub fn new(cfg: ExperimentConfig, config_path: &Path, workspace: &Workspace) -> Self {
+        let run = RunDir::new(workspace.runs_dir.join(&cfg.name));
         let data_root = match std::env::var_os("AE_DATA_DIR") {
             Some(dir) if !dir.is_empty() => PathBuf::from(dir),
             _ => cfg.data.dir.clone(),
         };
-        Ok(Self {
+        Self {
             cfg,
             config_path: config_path.to_path_buf(),
             run,
             data_root,
-        })
+            cache: workspace.cache.clone(),
+            threads: workspace.threads,
+        }
     }
 
     /// Writes the resolved config, defaults filled in, to `config.toml`,
@@ -277,7 +304,40 @@ pub fn run_plan(exp: &Experiment, steps: &[Step], mode: Mode) -> anyhow::Result<
             inputs: inputs.clone().unwrap_or_default(),
             outputs: Vec::new(),
             error: None,
+            restored: false,
         };
+        // What was computed anywhere with this fingerprint is restored, not
+        // computed again, unless the user asked for the stage to run. The
+        // fingerprint's lock makes a second process wait for the first.
+        let cached = match (&exp.cache, &inputs, forced) {
+            (Some(cache), Some(inputs), None) => {
+                let fingerprint = staleness::fingerprint(stage, &section, inputs);
+                let lock = cache.lock(&fingerprint)?;
+                Some((cache, fingerprint, lock))
+            }
+            _ => None,
+        };
+        if let Some((cache, fingerprint, _lock)) = &cached
+            && let Some(entry) = cache.get(fingerprint)?
+        {
+            let clock = Instant::now();
+            record.outputs = cache.restore(&entry, &exp.run)?;
+            record.seconds = clock.elapsed().as_secs_f64();
+            record.status = StageStatus::Ok;
+            record.fingerprint = fingerprint.clone();
+            record.restored = true;
+            manifest
+                .stages
+                .insert(stage.name().to_string(), record.clone());
+            manifest.save(&manifest_path)?;
+            tracing::info!(
+                "restored from the cache {} ({reason}); computing it took {:.2} s",
+                cache.root().display(),
+                entry.seconds
+            );
+            say(stage, "restored", &format!("{reason} (from the cache)"));
+            continue;
+        }
         // Recorded as running first: if this process dies, the next run
         // knows the outputs are not to be trusted.
         manifest
@@ -294,6 +354,10 @@ pub fn run_plan(exp: &Experiment, steps: &[Step], mode: Mode) -> anyhow::Result<
                 record.fingerprint = staleness::fingerprint(stage, &section, inputs);
                 record.inputs = inputs.clone();
                 record.outputs = outputs.clone();
+                if let Some(cache) = &exp.cache {
+                    let locked = cached.is_some();
+                    record.outputs = share(cache, stage, &record, &exp.run, locked);
+                }
             }
             Err(err) => {
                 record.status = StageStatus::Failed;
@@ -309,6 +373,36 @@ pub fn run_plan(exp: &Experiment, steps: &[Step], mode: Mode) -> anyhow::Result<
         say(stage, "ran", &format!("{reason} ({:.1} s)", record.seconds));
     }
     Ok(())
+}
+
+/// Puts a finished stage's outputs in the cache; returns its output records
+/// as they now are. A cache that cannot be written costs only the sharing.
+fn share(
+    cache: &Cache,
+    stage: Stage,
+    record: &StageRecord,
+    run: &RunDir,
+    locked: bool,
+) -> Vec<FileRecord> {
+    // Locked already unless the fingerprint became known only now (the data
+    // stage's, once it has found its files) or the stage was forced to run.
+    let _lock = (!locked).then(|| cache.lock(&record.fingerprint));
+    match cache.put(
+        stage.name(),
+        &record.fingerprint,
+        record.seconds,
+        run,
+        &record.outputs,
+    ) {
+        Ok(outputs) => outputs,
+        Err(err) => {
+            tracing::warn!(
+                "cannot store the outputs in the cache {} (they are fine in the run directory): {err:#}",
+                cache.root().display()
+            );
+            record.outputs.clone()
+        }
+    }
 }
 
 /// One line per stage on stdout: `train   ran     train.epochs 50 → 20 (7.9 s)`.
@@ -374,7 +468,7 @@ fn execute(
                 .collect::<Result<_, _>>()?;
         }
         Stage::Train => {
-            let artifacts = ae_train::run(&cfg.train, &cfg.model, cfg.seed, &exp.run)?;
+            let artifacts = ae_train::run(&cfg.train, &cfg.model, cfg.seed, &exp.run, exp.threads)?;
             if let Some(last) = artifacts.history.last() {
                 tracing::info!(
                     "final loss {:.6}, val_loss {:.6} after {} epochs",

@@ -166,11 +166,19 @@ pub fn current_inputs(
 }
 
 /// sha256 of the stage name, its config section (canonical JSON: keys
-/// sorted), its inputs' paths and digests, and the pipeline version.
+/// sorted), its inputs' paths (file names for the dataset) and digests, and
+/// the pipeline version: what identifies its outputs in the cache.
 pub fn fingerprint(stage: Stage, section: &Value, inputs: &[FileRecord]) -> String {
     let inputs: Vec<(&str, &str)> = inputs
         .iter()
-        .map(|f| (f.path.as_str(), f.sha256.as_str()))
+        .map(|f| {
+            // Dataset files count by name and content, wherever they were found.
+            let name = match stage {
+                Stage::Data => f.path.rsplit(['/', '\\']).next().unwrap_or(&f.path),
+                _ => f.path.as_str(),
+            };
+            (name, f.sha256.as_str())
+        })
         .collect();
     let canonical = json!({
         "stage": stage.name(),

@@ -43,6 +43,14 @@ pub enum StoreError {
         /// Each missing, extra, misshaped or mistyped tensor.
         problems: Vec<String>,
     },
+    /// A text file (CSV, JSON) that does not hold what its writer writes.
+    #[error("{} is not valid: {message}; rerun the stage that writes it", path.display())]
+    Format {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, with the offending text.
+        message: String,
+    },
     /// `manifest.json` exists but is not a manifest this version understands.
     #[error("{} is not a valid manifest; delete it to rerun every stage", path.display())]
     Manifest {

@@ -10,6 +10,7 @@
 //! - [`RunDir`] and [`files`]: the layout of `runs/<name>/`.
 //! - [`Manifest`]: `manifest.json`, what each stage read and wrote, with sha256
 //!   digests, start time, duration and status.
+//! - [`Cache`]: stage outputs shared between runs by fingerprint, as hard links.
 //! - [`sha256_file`], [`sha256_hex`]: content digests as lowercase hex.
 //! - [`write_tensors`], [`TensorFile`]: safetensors files streamed to and from
 //!   disk, with exact checks of names, dtypes and shapes on reading.
@@ -20,6 +21,7 @@
 //! Every I/O error is a [`StoreError`] that names the path it concerns.
 
 mod atomic;
+mod cache;
 mod error;
 mod hash;
 mod layout;
@@ -29,6 +31,7 @@ mod split;
 mod tensors;
 
 pub use atomic::{create_dir_all, temp_file_in, write_atomic};
+pub use cache::{Cache, CacheEntry};
 pub use error::StoreError;
 pub use hash::{sha256_file, sha256_hex};
 pub use layout::{RunDir, files};

@@ -42,6 +42,9 @@ pub struct StageRecord {
     /// The error chain, when it failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Whether the outputs were restored from the cache rather than computed here.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub restored: bool,
 }
 
 /// Whether a stage finished.
@@ -151,7 +154,7 @@ impl FileRecord {
 }
 
 /// Size and modification time (ns since the epoch, when the platform has it).
-fn stat(path: &Path) -> Result<(u64, Option<u64>), StoreError> {
+pub(crate) fn stat(path: &Path) -> Result<(u64, Option<u64>), StoreError> {
     let meta = fs::metadata(path).map_err(|source| StoreError::Read {
         path: path.to_path_buf(),
         source,
@@ -195,6 +198,7 @@ mod tests {
                     modified_ns: Some(7),
                 }],
                 error: None,
+                restored: false,
             },
         );
         manifest.save(&path).expect("save");

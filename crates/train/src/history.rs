@@ -44,8 +44,91 @@ impl History {
         })
     }
 
+    /// Reads a file written by [`History::save`].
+    pub fn load(path: &Path) -> Result<Self, StoreError> {
+        let text = std::fs::read_to_string(path).map_err(|source| StoreError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let bad = |line: &str| StoreError::Format {
+            path: path.to_path_buf(),
+            message: format!("not an `{}` row: {line:?}", Self::HEADER),
+        };
+        let mut lines = text.lines();
+        if lines.next() != Some(Self::HEADER) {
+            return Err(bad(text.lines().next().unwrap_or("")));
+        }
+        let epochs = lines
+            .map(|line| {
+                let fields: Vec<&str> = line.split(',').collect();
+                let [epoch, loss, val_loss, seconds] = fields.as_slice() else {
+                    return Err(bad(line));
+                };
+                Ok(EpochRecord {
+                    epoch: epoch.parse().map_err(|_| bad(line))?,
+                    loss: loss.parse().map_err(|_| bad(line))?,
+                    val_loss: val_loss.parse().map_err(|_| bad(line))?,
+                    seconds: seconds.parse().map_err(|_| bad(line))?,
+                })
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Self { epochs })
+    }
+
+    /// The epoch with the lowest validation loss (the first of equals).
+    pub fn best(&self) -> Option<&EpochRecord> {
+        self.epochs
+            .iter()
+            .reduce(|best, e| if e.val_loss < best.val_loss { e } else { best })
+    }
+
     /// The last epoch, if any.
     pub fn last(&self) -> Option<&EpochRecord> {
         self.epochs.last()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn saved_histories_load_back_and_know_their_best_epoch() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("history.csv");
+        let history = History {
+            epochs: vec![
+                EpochRecord {
+                    epoch: 1,
+                    loss: 0.05,
+                    val_loss: 0.03,
+                    seconds: 0.25,
+                },
+                EpochRecord {
+                    epoch: 2,
+                    loss: 0.02,
+                    val_loss: 0.0101,
+                    seconds: 0.125,
+                },
+                EpochRecord {
+                    epoch: 3,
+                    loss: 0.01,
+                    val_loss: 0.0102,
+                    seconds: 0.5,
+                },
+            ],
+        };
+        history.save(&path).expect("save");
+        let loaded = History::load(&path).expect("load");
+        assert_eq!(loaded, history);
+        assert_eq!(loaded.best().map(|e| e.epoch), Some(2));
+        assert_eq!(History::default().best(), None);
+
+        std::fs::write(&path, "epoch,loss,val_loss,seconds\n1,x,0.1,0.2\n").expect("write");
+        let err = History::load(&path).expect_err("bad row").to_string();
+        assert!(
+            err.contains("history.csv") && err.contains("1,x,0.1,0.2"),
+            "{err}"
+        );
     }
 }

@@ -66,12 +66,17 @@ pub struct TrainArtifacts {
 /// The files the train stage reads, relative to the run directory.
 pub const INPUTS: [&str; 2] = [files::TRAIN_SPLIT, files::TEST_SPLIT];
 
+/// How many threads a fit may use: `None` for as many as help (the fused
+/// engine uses at most two). The results are the same either way.
+pub type MaxThreads = Option<usize>;
+
 /// Runs the train stage in `run`.
 pub fn run(
     cfg: &TrainConfig,
     model: &ModelConfig,
     seed: u64,
     run: &RunDir,
+    threads: MaxThreads,
 ) -> Result<TrainArtifacts, TrainError> {
     let train = ae_store::read_split(&run.path(files::TRAIN_SPLIT))?;
     let test = ae_store::read_split(&run.path(files::TEST_SPLIT))?;
@@ -83,7 +88,7 @@ pub fn run(
         model.latent
     );
     let initial = Params::glorot(model.latent, seed)?;
-    let (params, history) = train_params(cfg, &initial, seed, &train, &test)?;
+    let (params, history) = train_params(cfg, &initial, seed, &train, &test, threads)?;
     params.save(&run.path(files::MODEL))?;
     history.save(&run.path(files::HISTORY))?;
     Ok(TrainArtifacts {
@@ -100,6 +105,7 @@ pub fn train_params(
     seed: u64,
     train: &ae_store::Split,
     test: &ae_store::Split,
+    threads: MaxThreads,
 ) -> Result<(Params, History), TrainError> {
     let adam = AdamSettings::from(cfg);
     // dfdx hands its GEMMs to rayon's current pool; on these small shapes one
@@ -109,22 +115,26 @@ pub fn train_params(
     let span = tracing::Span::current();
     pool.install(|| {
         let _entered = span.enter();
-        let mut engine = engine(cfg.engine, initial, adam)?;
+        let mut engine = engine(cfg.engine, initial, adam, threads)?;
         let history = fit(engine.as_mut(), cfg, seed, train, test)?;
         Ok((engine.params(), history))
     })
 }
 
-/// The configured engine, starting from `initial`.
+/// The configured engine, starting from `initial`, on at most `threads` threads.
 pub fn engine(
     kind: Engine,
     initial: &Params,
     adam: AdamSettings,
+    threads: MaxThreads,
 ) -> Result<Box<dyn TrainEngine>, ModelError> {
     with_latent!(initial.latent(), |L| {
         let engine: Box<dyn TrainEngine> = match kind {
             Engine::Dfdx => Box::new(DfdxEngine::<L>::new(initial, adam)?),
-            Engine::Fused => Box::new(FusedEngine::new(initial, adam)),
+            Engine::Fused => Box::new(match threads {
+                Some(n) => FusedEngine::with_threads(initial, adam, n),
+                None => FusedEngine::new(initial, adam),
+            }),
         };
         engine
     })

@@ -163,13 +163,10 @@ impl ExperimentConfig {
                 ),
             ));
         }
-        let name_ok = !self.name.is_empty()
-            && self.name != "."
-            && self.name != ".."
-            && self
-                .name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
+        // Sweep points are named `latent=16,learning_rate=0.001`.
+        let name_ok = is_folder_name(&self.name)
+            || (self.name.contains('=')
+                && is_folder_name(&self.name.replace(['=', ',', '+'], "_")));
         if !name_ok {
             problems.push(Problem::new(
                 "name",
@@ -189,6 +186,16 @@ impl ExperimentConfig {
     pub fn to_toml(&self) -> String {
         toml::to_string_pretty(self).expect("the config types always serialize to TOML")
     }
+}
+
+/// Whether `name` is a plain folder name: letters, digits, `.`, `_`, `-`.
+pub fn is_folder_name(name: &str) -> bool {
+    !name.is_empty()
+        && name != "."
+        && name != ".."
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
 }
 
 /// A deserialization message with the dotted key it concerns in front.

@@ -1,0 +1,440 @@
+//! The sweep file and the points of its grid.
+//!
+//! ```toml
+//! name = "latent-lr"           # runs/latent-lr/<point>/ (default: the file's stem)
+//! base = "../default.toml"     # the experiment config, relative to this file
+//! metric = "val_loss"          # plotted against each varied key (optional)
+//!
+//! [set]                        # optional: the same value at every point
+//! train.epochs = 20
+//!
+//! [grid]                       # every combination is a point
+//! model.latent = [16, 32, 64]
+//! train.learning_rate = [1e-3, 3e-4]
+//! ```
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use serde::Deserialize;
+
+use crate::config::{ConfigError, ExperimentConfig, Override};
+
+/// What a sweep file holds, as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SweepFile {
+    name: Option<String>,
+    base: PathBuf,
+    #[serde(default)]
+    metric: Metric,
+    #[serde(default)]
+    set: toml::Table,
+    grid: toml::Table,
+}
+
+/// A summary column that the per-parameter plots show.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Metric {
+    /// The last epoch's validation loss.
+    #[default]
+    ValLoss,
+    /// The lowest validation loss of any epoch.
+    BestValLoss,
+    /// The anomaly threshold.
+    Threshold,
+    /// How many test images were flagged.
+    Anomalies,
+}
+
+impl Metric {
+    /// The summary column's name.
+    pub fn column(self) -> &'static str {
+        match self {
+            Metric::ValLoss => "val_loss",
+            Metric::BestValLoss => "best_val_loss",
+            Metric::Threshold => "threshold",
+            Metric::Anomalies => "anomalies",
+        }
+    }
+}
+
+/// One key of the grid and its values, in the file's order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Axis {
+    /// The dotted config key.
+    pub key: String,
+    /// What a point name calls it: the key's last part, or the whole key
+    /// where two axes share a last part.
+    pub label: String,
+    /// Its values.
+    pub values: Vec<toml::Value>,
+}
+
+/// One combination of grid values.
+#[derive(Debug, Clone)]
+pub struct Point {
+    /// 0-based position in the grid (the first axis varies slowest).
+    pub position: usize,
+    /// Its run directory's name: `latent=16,learning_rate=0.001`.
+    pub name: String,
+    /// One value per axis.
+    pub values: Vec<toml::Value>,
+    /// Every override that makes it, the point's name last.
+    pub overrides: Vec<Override>,
+    /// Its resolved, validated config.
+    pub config: ExperimentConfig,
+}
+
+/// A loaded sweep, every point validated.
+#[derive(Debug)]
+pub struct Sweep {
+    /// The sweep file.
+    pub file: PathBuf,
+    /// Names `runs/<name>/`.
+    pub name: String,
+    /// The base experiment config.
+    pub base: PathBuf,
+    /// What the per-parameter plots show.
+    pub metric: Metric,
+    /// The grid's keys.
+    pub axes: Vec<Axis>,
+    /// Every point, in grid order.
+    pub points: Vec<Point>,
+}
+
+impl Sweep {
+    /// Reads `file`, builds the grid with `extra` overrides applied at every
+    /// point, and validates every point's config; all problems at once.
+    pub fn load(file: &Path, extra: &[Override]) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(file)
+            .with_context(|| format!("cannot read the sweep file {}", file.display()))?;
+        let spec: SweepFile = serde_path_to_error::deserialize(
+            toml::Deserializer::parse(&text)
+                .map_err(|e| anyhow::anyhow!("invalid TOML: {}", e.message().trim()))
+                .with_context(|| format!("sweep file {}", file.display()))?,
+        )
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "{}: `{}`: {}",
+                file.display(),
+                e.path(),
+                e.inner().message()
+            )
+        })?;
+
+        let name = match spec.name {
+            Some(name) => name,
+            None => file
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+        };
+        if !crate::config::is_folder_name(&name) {
+            bail!(
+                "{}: name = {name:?} must be a folder name of letters, digits, '.', '_' and '-'",
+                file.display()
+            );
+        }
+        let folder = file.parent().unwrap_or(Path::new(""));
+        let base = tidy(folder.join(&spec.base));
+
+        let mut fixed = Vec::new();
+        flatten("", &spec.set, &mut |key, value| {
+            fixed.push(override_of(&key, value.clone()));
+            Ok(())
+        })?;
+        fixed.extend(extra.iter().cloned());
+
+        let mut axes = Vec::new();
+        flatten("", &spec.grid, &mut |key, value| {
+            let toml::Value::Array(values) = value else {
+                bail!(
+                    "{}: grid key `{key}` must be a list of values, e.g. {key} = [1, 2]",
+                    file.display()
+                );
+            };
+            if values.is_empty() {
+                bail!("{}: grid key `{key}` has no values", file.display());
+            }
+            axes.push(Axis {
+                label: key.clone(),
+                key,
+                values: values.clone(),
+            });
+            Ok(())
+        })?;
+        if axes.is_empty() {
+            bail!(
+                "{}: [grid] is empty; give at least one key with a list of values, e.g. seed = [0, 1, 2]",
+                file.display()
+            );
+        }
+        for axis in &axes {
+            if axis.key == "name" {
+                bail!(
+                    "{}: `name` cannot be a grid key: each point is named after its values",
+                    file.display()
+                );
+            }
+            if let Some(o) = fixed.iter().find(|o| o.key == axis.key) {
+                bail!(
+                    "{}: `{}` is a grid key, so it cannot also be set for every point (`{}`)",
+                    file.display(),
+                    axis.key,
+                    o.argument
+                );
+            }
+        }
+        label_axes(&mut axes);
+
+        let mut points = Vec::new();
+        let mut problems = Vec::new();
+        for (position, values) in cartesian(&axes).into_iter().enumerate() {
+            let name = point_name(&axes, &values);
+            let mut overrides = fixed.clone();
+            overrides.extend(
+                axes.iter()
+                    .zip(&values)
+                    .map(|(axis, value)| override_of(&axis.key, value.clone())),
+            );
+            overrides.push(override_of("name", toml::Value::String(name.clone())));
+            match ExperimentConfig::load(&base, &overrides) {
+                Ok(config) => points.push(Point {
+                    position,
+                    name,
+                    values,
+                    overrides,
+                    config,
+                }),
+                Err(err @ (ConfigError::Read { .. } | ConfigError::File { .. })) => {
+                    return Err(err).with_context(|| {
+                        format!("the base config of sweep file {}", file.display())
+                    });
+                }
+                Err(err) => problems.push(format!(
+                    "point {} ({name}): {}",
+                    position + 1,
+                    point_problem(err)
+                )),
+            }
+        }
+        if !problems.is_empty() {
+            let shown = problems.len().min(10);
+            bail!(
+                "{}: {} of {} points are invalid, so none was run; fix the grid or [set]:\n  {}{}",
+                file.display(),
+                problems.len(),
+                problems.len() + points.len(),
+                problems[..shown].join("\n  "),
+                if problems.len() > shown {
+                    format!("\n  and {} more", problems.len() - shown)
+                } else {
+                    String::new()
+                }
+            );
+        }
+        let names: BTreeSet<&str> = points.iter().map(|p| p.name.as_str()).collect();
+        if names.len() != points.len() {
+            bail!(
+                "{}: two points have the same name; a grid key lists a value twice",
+                file.display()
+            );
+        }
+        Ok(Self {
+            file: file.to_path_buf(),
+            name,
+            base,
+            metric: spec.metric,
+            axes,
+            points,
+        })
+    }
+
+    /// The axes with more than one value, and their positions among all axes.
+    pub fn varying(&self) -> Vec<(usize, &Axis)> {
+        self.axes
+            .iter()
+            .enumerate()
+            .filter(|(_, a)| a.values.len() > 1)
+            .collect()
+    }
+}
+
+/// Calls `each` with every dotted key of `table` that holds a value (a
+/// nested table is a section, so `[grid.model]` and `model.latent` agree).
+fn flatten(
+    prefix: &str,
+    table: &toml::Table,
+    each: &mut dyn FnMut(String, &toml::Value) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    for (key, value) in table {
+        let dotted = if prefix.is_empty() {
+            key.clone()
+        } else {
+            format!("{prefix}.{key}")
+        };
+        match value {
+            toml::Value::Table(inner) => flatten(&dotted, inner, each)?,
+            value => each(dotted, value)?,
+        }
+    }
+    Ok(())
+}
+
+/// `configs/sweeps/../default.toml` as `configs/default.toml`, when both
+/// name the same file (a symbolic link on the way could make them differ).
+fn tidy(path: PathBuf) -> PathBuf {
+    use std::path::Component;
+    let mut tidied = PathBuf::new();
+    for component in path.components() {
+        match component {
+            Component::CurDir => {}
+            Component::ParentDir
+                if matches!(tidied.components().next_back(), Some(Component::Normal(_))) =>
+            {
+                tidied.pop();
+            }
+            other => tidied.push(other),
+        }
+    }
+    match (std::fs::canonicalize(&path), std::fs::canonicalize(&tidied)) {
+        (Ok(a), Ok(b)) if a == b => tidied,
+        _ => path,
+    }
+}
+
+/// What is wrong with a point's config, without the advice for `--set`.
+fn point_problem(err: ConfigError) -> String {
+    match err {
+        ConfigError::Invalid { problems, .. } => problems
+            .iter()
+            .map(|(problem, _)| problem.to_string())
+            .collect::<Vec<_>>()
+            .join("; "),
+        ConfigError::Override { message, .. } => message,
+        other => other.to_string(),
+    }
+}
+
+fn override_of(key: &str, value: toml::Value) -> Override {
+    Override {
+        argument: format!("{key}={value}"),
+        key: key.to_string(),
+        value,
+    }
+}
+
+/// The last part of each key, unless two axes share it.
+fn label_axes(axes: &mut [Axis]) {
+    let last = |key: &str| key.rsplit('.').next().unwrap_or(key).to_string();
+    let lasts: Vec<String> = axes.iter().map(|a| last(&a.key)).collect();
+    for (i, axis) in axes.iter_mut().enumerate() {
+        let shared = lasts.iter().filter(|l| **l == lasts[i]).count() > 1;
+        axis.label = if shared {
+            axis.key.clone()
+        } else {
+            lasts[i].clone()
+        };
+    }
+}
+
+/// Every combination of the axes' values; the first axis varies slowest.
+fn cartesian(axes: &[Axis]) -> Vec<Vec<toml::Value>> {
+    axes.iter().fold(vec![Vec::new()], |partial, axis| {
+        partial
+            .iter()
+            .flat_map(|prefix| {
+                axis.values.iter().map(move |value| {
+                    let mut next = prefix.clone();
+                    next.push(value.clone());
+                    next
+                })
+            })
+            .collect()
+    })
+}
+
+/// `latent=16,learning_rate=0.001`: each axis's label and value.
+pub fn point_name(axes: &[Axis], values: &[toml::Value]) -> String {
+    axes.iter()
+        .zip(values)
+        .map(|(axis, value)| format!("{}={}", axis.label, value_label(value)))
+        .collect::<Vec<_>>()
+        .join(",")
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "._-+=,".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// A value as a point name shows it: strings bare, lists joined with `+`.
+pub fn value_label(value: &toml::Value) -> String {
+    match value {
+        toml::Value::String(s) => s.clone(),
+        toml::Value::Array(items) => items.iter().map(value_label).collect::<Vec<_>>().join("+"),
+        toml::Value::Table(table) => table
+            .values()
+            .map(value_label)
+            .collect::<Vec<_>>()
+            .join("+"),
+        other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn axis(key: &str, values: &[toml::Value]) -> Axis {
+        Axis {
+            key: key.into(),
+            label: key.into(),
+            values: values.to_vec(),
+        }
+    }
+
+    #[test]
+    fn the_grid_is_every_combination_first_axis_slowest() {
+        let mut axes = vec![
+            axis("model.latent", &[16.into(), 32.into()]),
+            axis(
+                "train.learning_rate",
+                &[1e-3.into(), 3e-4.into(), 1e-4.into()],
+            ),
+        ];
+        label_axes(&mut axes);
+        let points = cartesian(&axes);
+        assert_eq!(points.len(), 6);
+        let names: Vec<String> = points.iter().map(|v| point_name(&axes, v)).collect();
+        assert_eq!(names[0], "latent=16,learning_rate=0.001");
+        assert_eq!(names[1], "latent=16,learning_rate=0.0003");
+        assert_eq!(names[5], "latent=32,learning_rate=0.0001");
+    }
+
+    #[test]
+    fn names_are_folder_safe_and_shared_labels_keep_the_whole_key() {
+        let mut axes = vec![
+            axis("data.limit", &[1.into()]),
+            axis("eval.limit", &[2.into()]),
+            axis(
+                "data.normal_labels",
+                &[toml::Value::Array(vec![3.into(), 5.into()])],
+            ),
+            axis("data.dataset", &["fashion mnist/x".into()]),
+        ];
+        label_axes(&mut axes);
+        let values: Vec<toml::Value> = axes.iter().map(|a| a.values[0].clone()).collect();
+        assert_eq!(
+            point_name(&axes, &values),
+            "data.limit=1,eval.limit=2,normal_labels=3+5,dataset=fashion_mnist_x"
+        );
+    }
+}

@@ -1,0 +1,258 @@
+//! `ae sweep`: grids, the shared stage cache, shards and `--collect`, on a
+//! small subset of the real MNIST.
+
+use std::fs;
+use std::path::Path;
+
+use crate::support::{Run, Sandbox, real_data};
+
+/// A 2 × 2 grid over the quick config, a little smaller still.
+const GRID: &str = r#"
+name = "grid"
+base = "../configs/quick.toml"
+
+[set]
+data.train_limit = 2000
+data.test_limit = 500
+
+[grid]
+model.latent = [16, 32]
+seed = [0, 1]
+"#;
+
+const POINTS: [&str; 4] = [
+    "latent=16,seed=0",
+    "latent=16,seed=1",
+    "latent=32,seed=0",
+    "latent=32,seed=1",
+];
+
+fn sweep(sandbox: &Sandbox, data: &Path, args: &[&str]) -> Run {
+    let run = sandbox.ae(
+        &[&["sweep", "sweeps/grid.toml"][..], args].concat(),
+        Some(data),
+    );
+    run.assert_ok();
+    run
+}
+
+/// The records of `stage` in each point's manifest: (point, restored).
+fn stage_records(runs: &Path, stage: &str) -> Vec<(String, bool)> {
+    POINTS
+        .iter()
+        .map(|point| {
+            let text = fs::read_to_string(runs.join("grid").join(point).join("manifest.json"))
+                .expect("manifest");
+            let manifest: serde_json::Value = serde_json::from_str(&text).expect("json");
+            let record = &manifest["stages"][stage];
+            assert_eq!(record["status"], "ok", "{point} {stage}");
+            (
+                point.to_string(),
+                record["restored"].as_bool().unwrap_or(false),
+            )
+        })
+        .collect()
+}
+
+/// The summary CSV's rows without the columns that measure time.
+fn results(csv: &str) -> Vec<Vec<String>> {
+    // Point names hold commas, so the writer quotes them.
+    let cells = |line: &str| -> Vec<String> {
+        match line.strip_prefix('"').and_then(|l| l.split_once("\",")) {
+            Some((point, rest)) => std::iter::once(point)
+                .chain(rest.split(','))
+                .map(String::from)
+                .collect(),
+            None => line.split(',').map(String::from).collect(),
+        }
+    };
+    let rows: Vec<Vec<String>> = csv.lines().map(cells).collect();
+    let timed: Vec<usize> = rows[0]
+        .iter()
+        .enumerate()
+        .filter(|(_, h)| h.contains("seconds"))
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(timed.len(), 2, "{:?}", rows[0]);
+    rows.into_iter()
+        .map(|row| {
+            row.into_iter()
+                .enumerate()
+                .filter(|(i, _)| !timed.contains(i))
+                .map(|(_, c)| c)
+                .collect()
+        })
+        .collect()
+}
+
+#[test]
+fn a_two_by_two_sweep_summarises_four_points_and_computes_the_data_once() {
+    let Some(data) =
+        real_data("a_two_by_two_sweep_summarises_four_points_and_computes_the_data_once")
+    else {
+        return;
+    };
+    let sandbox = Sandbox::new();
+    sandbox.write("sweeps/grid.toml", GRID);
+    let dry = sweep(&sandbox, &data, &["--dry-run"]);
+    for point in POINTS {
+        assert!(
+            dry.stdout
+                .lines()
+                .any(|l| l.contains(point) && l.ends_with("to run")),
+            "{}",
+            dry.stdout
+        );
+    }
+    assert!(!sandbox.path().join("runs/grid/summary.csv").exists());
+
+    let run = sweep(&sandbox, &data, &[]);
+    let runs = sandbox.path().join("runs");
+    // The data stage ran for one point and was restored for the other three;
+    // every point trained its own model.
+    let data_records = stage_records(&runs, "data");
+    assert_eq!(
+        data_records
+            .iter()
+            .filter(|(_, restored)| !restored)
+            .count(),
+        1,
+        "{data_records:?}"
+    );
+    assert!(stage_records(&runs, "train").iter().all(|(_, r)| !r));
+    assert_eq!(run.stdout.matches("ran data").count(), 1, "{}", run.stdout);
+    assert_eq!(
+        run.stdout.matches("restored data").count(),
+        3,
+        "{}",
+        run.stdout
+    );
+
+    // Four rows, each the point's own final val_loss.
+    let csv = fs::read_to_string(runs.join("grid/summary.csv")).expect("summary.csv");
+    let rows = results(&csv);
+    assert_eq!(
+        rows[0][..4],
+        ["point", "model.latent", "seed", "val_loss"].map(String::from)
+    );
+    assert_eq!(rows.len(), 5, "{csv}");
+    for (row, point) in rows[1..].iter().zip(POINTS) {
+        assert_eq!(row[0], point);
+        let history = fs::read_to_string(runs.join("grid").join(point).join("train/history.csv"))
+            .expect("history");
+        let last = history.lines().last().expect("an epoch");
+        let val_loss: f64 = last
+            .split(',')
+            .nth(2)
+            .expect("val_loss")
+            .parse()
+            .expect("f64");
+        let summarised: f64 = row[3].parse().expect("f64");
+        assert_eq!(summarised, val_loss, "{point}");
+    }
+    let parquet = fs::File::open(runs.join("grid/summary.parquet")).expect("parquet");
+    let frame = polars::prelude::ParquetReader::new(parquet)
+        .finish()
+        .expect("readable parquet");
+    use polars::prelude::SerReader;
+    assert_eq!(frame.height(), 4);
+    let md = fs::read_to_string(runs.join("grid/summary.md")).expect("summary.md");
+    assert!(md.contains("Mean ± standard deviation over seeds"), "{md}");
+    for figure in [
+        "val_loss.png",
+        "val_loss_by_model.latent.png",
+        "val_loss_by_seed.png",
+    ] {
+        let file = fs::File::open(runs.join("grid").join(figure)).expect(figure);
+        let info = png::Decoder::new(std::io::BufReader::new(file))
+            .read_info()
+            .expect("a PNG");
+        assert!(info.info().width > 500, "{figure}");
+    }
+
+    // Everything is done: the dry run says so, and a rerun runs nothing.
+    let dry = sweep(&sandbox, &data, &["--dry-run"]);
+    assert_eq!(dry.stdout.matches("finished").count(), 4, "{}", dry.stdout);
+    let again = sweep(&sandbox, &data, &[]);
+    assert_eq!(
+        again
+            .stdout
+            .matches(": fresh data, train, infer, eval, report")
+            .count(),
+        4,
+        "{}",
+        again.stdout
+    );
+}
+
+#[test]
+fn shards_and_collect_give_the_unsharded_summary() {
+    let Some(data) = real_data("shards_and_collect_give_the_unsharded_summary") else {
+        return;
+    };
+    let sandbox = Sandbox::new();
+    sandbox.write("sweeps/grid.toml", GRID);
+    // Separate runs folders, so nothing is shared through the cache.
+    sweep(&sandbox, &data, &["--runs-dir", "whole", "--jobs", "2"]);
+    let whole = fs::read_to_string(sandbox.path().join("whole/grid/summary.csv")).expect("csv");
+
+    let first = sweep(&sandbox, &data, &["--runs-dir", "split", "--shard", "1/2"]);
+    assert!(first.stdout.contains("--collect"), "{}", first.stdout);
+    assert!(!sandbox.path().join("split/grid/summary.csv").exists());
+    let partial = sweep(&sandbox, &data, &["--runs-dir", "split", "--collect"]);
+    assert!(
+        partial.stdout.contains("2 of 4 points have not finished"),
+        "{}",
+        partial.stdout
+    );
+    let csv = fs::read_to_string(sandbox.path().join("split/grid/summary.csv")).expect("csv");
+    assert_eq!(results(&csv).len(), 3, "{csv}");
+
+    sweep(&sandbox, &data, &["--runs-dir", "split", "--shard", "2/2"]);
+    sweep(&sandbox, &data, &["--runs-dir", "split", "--collect"]);
+    let merged = fs::read_to_string(sandbox.path().join("split/grid/summary.csv")).expect("csv");
+    assert_eq!(results(&merged), results(&whole));
+}
+
+#[test]
+fn an_invalid_point_stops_the_sweep_before_anything_runs() {
+    let sandbox = Sandbox::new();
+    sandbox.write(
+        "sweeps/grid.toml",
+        &GRID.replace("model.latent = [16, 32]", "model.latent = [16, 33]"),
+    );
+    // No dataset is needed: nothing runs.
+    let run = sandbox.ae(&["sweep", "sweeps/grid.toml"], None);
+    run.assert_error(&["sweeps/grid.toml", "2 of 4 points are invalid"]);
+    for point in ["point 3 (latent=33,seed=0)", "point 4 (latent=33,seed=1)"] {
+        assert!(
+            run.stderr.lines().any(|l| l.contains(point)
+                && l.contains("model.latent = 33 must be one of [8, 16, 32, 64, 128]")),
+            "{}",
+            run.stderr
+        );
+    }
+    assert!(!sandbox.path().join("runs").exists());
+
+    sandbox.write(
+        "sweeps/typo.toml",
+        &GRID.replace("seed = [0, 1]", "sed = [0, 1]"),
+    );
+    sandbox
+        .ae(&["sweep", "sweeps/typo.toml"], None)
+        .assert_error(&["sweeps/typo.toml", "4 of 4 points are invalid"]);
+    sandbox.write(
+        "sweeps/scalar.toml",
+        &GRID.replace("seed = [0, 1]", "seed = 3"),
+    );
+    sandbox
+        .ae(&["sweep", "sweeps/scalar.toml"], None)
+        .assert_error(&["grid key `seed` must be a list of values"]);
+    let bad_shard = sandbox.ae(&["sweep", "sweeps/grid.toml", "--shard", "3/2"], None);
+    assert_eq!(bad_shard.code, Some(2), "{}", bad_shard.stderr);
+    assert!(
+        bad_shard.stderr.contains("expected I/N"),
+        "{}",
+        bad_shard.stderr
+    );
+}
