@@ -22,6 +22,11 @@ stage NAME CONFIG *ARGS:
 status CONFIG *ARGS:
     cargo run --release --quiet -- status {{CONFIG}} {{ARGS}}
 
+# Run an experiment at every point of a grid, e.g. `just sweep configs/sweeps/seeds.toml --jobs 2`
+[group('run')]
+sweep FILE *ARGS:
+    cargo run --release --quiet -- sweep {{FILE}} {{ARGS}}
+
 # Time the training engines on an experiment's data, e.g. `just bench configs/default.toml`
 [group('run')]
 bench CONFIG *ARGS:
