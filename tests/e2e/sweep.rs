@@ -4,7 +4,7 @@
 use std::fs;
 use std::path::Path;
 
-use crate::support::{Run, Sandbox, real_data};
+use crate::support::{Run, Sandbox, dead_mirror, real_data};
 
 /// A 2 × 2 grid over the quick config, a little smaller still.
 const GRID: &str = r#"
@@ -255,4 +255,45 @@ fn an_invalid_point_stops_the_sweep_before_anything_runs() {
         "{}",
         bad_shard.stderr
     );
+}
+
+#[test]
+fn a_failed_point_is_named_and_the_others_are_summarised() {
+    let Some(real) = real_data("a_failed_point_is_named_and_the_others_are_summarised") else {
+        return;
+    };
+    let sandbox = Sandbox::new();
+    // MNIST, and no Fashion-MNIST anywhere it could come from.
+    let data = sandbox.path().join("data");
+    fs::create_dir_all(&data).expect("mkdir");
+    std::os::unix::fs::symlink(real.join("mnist"), data.join("mnist")).expect("symlink");
+    let sweep = format!(
+        r#"
+name = "datasets"
+base = "../configs/quick.toml"
+
+[set]
+data.mirrors = [{:?}]
+data.train_limit = 2000
+data.test_limit = 500
+
+[grid]
+data.dataset = ["mnist", "fashion-mnist"]
+"#,
+        dead_mirror()
+    );
+    sandbox.write("sweeps/datasets.toml", &sweep);
+    let run = sandbox.ae(&["sweep", "sweeps/datasets.toml"], Some(&data));
+    run.assert_error(&["1 of 2 points failed: dataset=fashion-mnist", "run.log"]);
+    assert!(
+        run.stdout
+            .contains("dataset=fashion-mnist: FAILED: stage `data` failed: could not download"),
+        "{}",
+        run.stdout
+    );
+    let csv = fs::read_to_string(sandbox.path().join("runs/datasets/summary.csv"))
+        .expect("a summary of the point that finished");
+    let rows = results(&csv);
+    assert_eq!(rows.len(), 2, "{csv}");
+    assert_eq!(rows[1][..2], ["dataset=mnist", "mnist"].map(String::from));
 }

@@ -77,14 +77,20 @@ pub fn command(cli: &Cli, workspace: &Workspace, args: &SweepArgs) -> anyhow::Re
     };
     let failed = runner.run_all(&selected, usize::from(args.jobs));
 
-    match args.shard {
-        None => summary::collect_and_write(&sweep, &points_workspace, &dir)?,
-        Some(shard) => output::line(format_args!(
-            "shard {shard} done; when every shard has finished, `ae sweep {} --collect` writes the summary",
-            sweep.file.display()
-        )),
-    }
+    let summarised = match args.shard {
+        None => summary::collect_and_write(&sweep, &points_workspace, &dir),
+        Some(shard) => {
+            output::line(format_args!(
+                "shard {shard} done; when every shard has finished, `ae sweep {} --collect` writes the summary",
+                sweep.file.display()
+            ));
+            Ok(())
+        }
+    };
     if !failed.is_empty() {
+        if let Err(err) = summarised {
+            tracing::warn!("no summary: {err:#}");
+        }
         bail!(
             "{} of {} points failed: {}; each point's run.log in {} says why",
             failed.len(),
@@ -93,7 +99,7 @@ pub fn command(cli: &Cli, workspace: &Workspace, args: &SweepArgs) -> anyhow::Re
             dir.display()
         );
     }
-    Ok(())
+    summarised
 }
 
 /// `runs/<sweep>/<point>/`.
