@@ -7,6 +7,7 @@
 mod bad_input;
 mod cli;
 mod data_stage;
+mod ground_truth;
 mod report;
 mod staleness;
 mod support;

@@ -29,6 +29,27 @@ pub struct DataConfig {
     pub connect_timeout_secs: u64,
     /// Seconds a download may stall without receiving a byte.
     pub read_timeout_secs: u64,
+    /// Train only on images with these labels (the one-class protocol); the
+    /// test split keeps every image and marks those with other labels as
+    /// anomalies.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub normal_labels: Option<Vec<u8>>,
+    /// Test images of another dataset appended to the test split, marked as
+    /// anomalies (out-of-distribution detection).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub outliers: Option<Outliers>,
+}
+
+/// `data.outliers = { dataset = "fashion-mnist", count = 10000 }`: the first
+/// `count` test images of `dataset` join the test split as anomalies. Its
+/// files are found under `<dir>/<dataset>/` or downloaded from its public mirrors.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Outliers {
+    /// Where the anomalies come from.
+    pub dataset: Dataset,
+    /// How many of its test images.
+    pub count: usize,
 }
 
 impl Default for DataConfig {
@@ -41,6 +62,8 @@ impl Default for DataConfig {
             mirrors: None,
             connect_timeout_secs: 10,
             read_timeout_secs: 30,
+            normal_labels: None,
+            outliers: None,
         }
     }
 }
@@ -57,6 +80,18 @@ impl DataConfig {
                 .map(|m| m.to_string())
                 .collect(),
         }
+    }
+
+    /// Whether the test split says which images are anomalies.
+    pub fn has_ground_truth(&self) -> bool {
+        self.normal_labels.is_some() || self.outliers.is_some()
+    }
+
+    /// Whether a test image of the main dataset with `label` is an anomaly.
+    pub fn is_outlier_label(&self, label: u8) -> bool {
+        self.normal_labels
+            .as_ref()
+            .is_some_and(|normal| !normal.contains(&label))
     }
 
     /// Every invalid value in this section, with keys prefixed `data.`.
@@ -103,6 +138,45 @@ impl DataConfig {
                 }
             }
         }
+        if let Some(labels) = &self.normal_labels {
+            let shown = format!("{labels:?}");
+            let mut sorted = labels.clone();
+            sorted.sort_unstable();
+            sorted.dedup();
+            if labels.is_empty() || labels.iter().any(|&l| l > 9) || sorted.len() != labels.len() {
+                problems.push(Problem::new(
+                    "data.normal_labels",
+                    shown,
+                    "must list distinct labels from 0 to 9, e.g. [3]",
+                ));
+            } else if sorted.len() == 10 && self.outliers.is_none() {
+                problems.push(Problem::new(
+                    "data.normal_labels",
+                    shown,
+                    "leaves no test image to count as an anomaly: list fewer labels, or add data.outliers",
+                ));
+            }
+        }
+        if let Some(outliers) = &self.outliers {
+            if outliers.dataset == self.dataset {
+                problems.push(Problem::new(
+                    "data.outliers.dataset",
+                    format!("{:?}", outliers.dataset.name()),
+                    format!("must differ from data.dataset ({})", self.dataset),
+                ));
+            }
+            let available = outliers.dataset.test_len();
+            if outliers.count == 0 || outliers.count > available {
+                problems.push(Problem::new(
+                    "data.outliers.count",
+                    outliers.count,
+                    format!(
+                        "must be between 1 and {available} (the test split's size for {})",
+                        outliers.dataset
+                    ),
+                ));
+            }
+        }
         for (key, secs) in [
             ("data.connect_timeout_secs", self.connect_timeout_secs),
             ("data.read_timeout_secs", self.read_timeout_secs),
@@ -126,6 +200,35 @@ mod tests {
     #[test]
     fn defaults_are_valid() {
         assert_eq!(DataConfig::default().validate(), vec![]);
+    }
+
+    #[test]
+    fn ground_truth_settings_are_checked() {
+        let one_class = DataConfig {
+            normal_labels: Some(vec![3]),
+            ..DataConfig::default()
+        };
+        assert_eq!(one_class.validate(), vec![]);
+        assert!(one_class.has_ground_truth());
+        assert!(one_class.is_outlier_label(4) && !one_class.is_outlier_label(3));
+        assert!(!DataConfig::default().is_outlier_label(4));
+        for bad in [vec![], vec![10], vec![3, 3], (0..10).collect()] {
+            let cfg = DataConfig {
+                normal_labels: Some(bad.clone()),
+                ..DataConfig::default()
+            };
+            let keys: Vec<_> = cfg.validate().into_iter().map(|p| p.key).collect();
+            assert_eq!(keys, ["data.normal_labels"], "{bad:?}");
+        }
+        let cfg = DataConfig {
+            outliers: Some(Outliers {
+                dataset: Dataset::Mnist,
+                count: 10_001,
+            }),
+            ..DataConfig::default()
+        };
+        let keys: Vec<_> = cfg.validate().into_iter().map(|p| p.key).collect();
+        assert_eq!(keys, ["data.outliers.dataset", "data.outliers.count"]);
     }
 
     #[test]

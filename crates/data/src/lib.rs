@@ -24,7 +24,7 @@ use std::time::Duration;
 use ae_store::{RunDir, TensorOut, files};
 
 pub use catalog::{Dataset, IdxFile, IdxKind, SplitFiles};
-pub use config::DataConfig;
+pub use config::{DataConfig, Outliers};
 pub use download::Downloader;
 pub use error::{DataError, MirrorError, MirrorFailure};
 pub use idx::{IdxError, normalize};
@@ -45,27 +45,35 @@ pub struct DataArtifacts {
 
 /// Runs the data stage: makes sure the dataset's files are under `data_root`
 /// (downloading what is missing), verifies and parses them, and writes both
-/// splits into `run`.
+/// splits into `run`. With `data.normal_labels` the training split keeps
+/// only those labels; with `data.normal_labels` or `data.outliers` the test
+/// split carries the ground truth (`is_outlier`).
 pub fn run(cfg: &DataConfig, data_root: &Path, run: &RunDir) -> Result<DataArtifacts, DataError> {
-    let dataset_dir = data_root.join(cfg.dataset.name());
-    let splits = [
-        (
-            cfg.dataset.train_files(),
-            cfg.train_limit,
-            files::TRAIN_SPLIT,
-        ),
-        (cfg.dataset.test_files(), cfg.test_limit, files::TEST_SPLIT),
+    // The main dataset's training and test files, then the outliers' test files.
+    let mut wanted = vec![
+        (cfg.dataset, cfg.dataset.train_files(), cfg.mirrors()),
+        (cfg.dataset, cfg.dataset.test_files(), cfg.mirrors()),
     ];
+    if let Some(outliers) = &cfg.outliers {
+        let mirrors = outliers
+            .dataset
+            .default_mirrors()
+            .iter()
+            .map(|m| m.to_string())
+            .collect();
+        wanted.push((outliers.dataset, outliers.dataset.test_files(), mirrors));
+    }
 
-    // Find or fetch all four files before the slow work, so a missing file
+    // Find or fetch every file before the slow work, so a missing file
     // is reported (or downloaded) first.
-    let downloader = Downloader::new(
-        cfg.mirrors(),
-        Duration::from_secs(cfg.connect_timeout_secs),
-        Duration::from_secs(cfg.read_timeout_secs),
-    );
-    let mut sources = Vec::with_capacity(4);
-    for (split_files, _, _) in &splits {
+    let mut sources = Vec::with_capacity(2 * wanted.len());
+    for (dataset, split_files, mirrors) in &wanted {
+        let downloader = Downloader::new(
+            mirrors.clone(),
+            Duration::from_secs(cfg.connect_timeout_secs),
+            Duration::from_secs(cfg.read_timeout_secs),
+        );
+        let dataset_dir = data_root.join(dataset.name());
         for file in [&split_files.images, &split_files.labels] {
             let path = match locate(&dataset_dir, file) {
                 Some(path) => path,
@@ -76,31 +84,119 @@ pub fn run(cfg: &DataConfig, data_root: &Path, run: &RunDir) -> Result<DataArtif
         }
     }
 
-    // Structure first, for all four files (the most specific message wins),
+    // Structure first, for every file (the most specific message wins),
     // then the published checksums, then normalising and writing.
-    let raw_splits = splits
+    let raw = wanted
         .iter()
         .enumerate()
-        .map(|(i, (split_files, _, _))| {
+        .map(|(i, (_, split_files, _))| {
             RawSplit::read(split_files, &sources[2 * i], &sources[2 * i + 1])
         })
         .collect::<Result<Vec<_>, _>>()?;
-    for ((split_files, _, _), raw) in splits.iter().zip(&raw_splits) {
-        raw.verify(cfg.dataset, split_files)?;
+    for ((dataset, split_files, _), raw) in wanted.iter().zip(&raw) {
+        raw.verify(*dataset, split_files)?;
     }
-    let mut lens = [0usize; 2];
-    for (i, ((_, limit, output), raw)) in splits.iter().zip(&raw_splits).enumerate() {
-        let path = run.path(output);
-        lens[i] = raw.write(*limit, &path)?;
-        tracing::info!("wrote {} ({} images)", path.display(), lens[i]);
+
+    let (train_images, train_labels) = raw[0].parse()?;
+    let normal: Vec<usize> = (0..train_images.count)
+        .filter(|&i| !cfg.is_outlier_label(train_labels[i]))
+        .take(cfg.train_limit.unwrap_or(usize::MAX))
+        .collect();
+    let train = Selection::new(train_images.pixels, train_labels, normal, |_| false);
+    let train_len = write_selections(&run.path(files::TRAIN_SPLIT), &[train], false)?;
+
+    let (test_images, test_labels) = raw[1].parse()?;
+    let first = (0..test_images.count.min(cfg.test_limit.unwrap_or(usize::MAX))).collect();
+    let mut test = vec![Selection::new(
+        test_images.pixels,
+        test_labels,
+        first,
+        |l| cfg.is_outlier_label(l),
+    )];
+    let parsed_outliers;
+    if let (Some(outliers), Some(raw)) = (&cfg.outliers, raw.get(2)) {
+        parsed_outliers = raw.parse()?;
+        let (images, labels) = &parsed_outliers;
+        let first = (0..outliers.count.min(images.count)).collect();
+        test.push(Selection::new(images.pixels, labels, first, |_| true));
     }
+    let test_len = write_selections(&run.path(files::TEST_SPLIT), &test, cfg.has_ground_truth())?;
 
     Ok(DataArtifacts {
         sources,
-        outputs: splits.iter().map(|(_, _, output)| *output).collect(),
-        train_len: lens[0],
-        test_len: lens[1],
+        outputs: vec![files::TRAIN_SPLIT, files::TEST_SPLIT],
+        train_len,
+        test_len,
     })
+}
+
+/// Some images of one parsed IDX pair, in order, and which are anomalies.
+struct Selection<'a> {
+    pixels: &'a [u8],
+    labels: Vec<u8>,
+    indices: Vec<usize>,
+    is_outlier: Vec<bool>,
+}
+
+impl<'a> Selection<'a> {
+    fn new(
+        pixels: &'a [u8],
+        labels: &[u8],
+        indices: Vec<usize>,
+        is_outlier: impl Fn(u8) -> bool,
+    ) -> Self {
+        let labels: Vec<u8> = indices.iter().map(|&i| labels[i]).collect();
+        let is_outlier = labels.iter().map(|&l| is_outlier(l)).collect();
+        Self {
+            pixels,
+            labels,
+            indices,
+            is_outlier,
+        }
+    }
+}
+
+/// Writes the selections one after another as a split, scaling pixels to
+/// [0, 1] image by image as they are written; returns the image count.
+fn write_selections(
+    path: &Path,
+    selections: &[Selection<'_>],
+    with_truth: bool,
+) -> Result<usize, DataError> {
+    let labels: Vec<u8> = selections.iter().flat_map(|s| s.labels.clone()).collect();
+    let is_outlier: Vec<bool> = selections
+        .iter()
+        .flat_map(|s| s.is_outlier.clone())
+        .collect();
+    let n = labels.len();
+    let (name, shape) = ae_store::split_images_tensor(n);
+    let images = TensorOut::f32_streamed(name, shape, move |out| {
+        const PIXELS: usize = ae_store::IMAGE_PIXELS;
+        for selection in selections {
+            for batch in selection.indices.chunks(64) {
+                let mut chunk = Vec::with_capacity(batch.len() * PIXELS);
+                for &i in batch {
+                    chunk.extend_from_slice(&selection.pixels[i * PIXELS..(i + 1) * PIXELS]);
+                }
+                ae_store::write_f32_le(out, &normalize(&chunk))?;
+            }
+        }
+        Ok(())
+    });
+    ae_store::write_split(path, images, &labels, with_truth.then_some(&is_outlier[..]))?;
+    tracing::info!(
+        "wrote {} ({n} images{})",
+        path.display(),
+        if with_truth {
+            format!(
+                ", {} of them anomalies",
+                is_outlier.iter().filter(|&&o| o).count()
+            )
+        } else {
+            String::new()
+        }
+    );
+    Ok(n)
 }
 
 /// One split's two files, decompressed and checked for structure.
@@ -162,22 +258,5 @@ impl RawSplit {
             &split_files.labels,
             &self.labels_bytes,
         )
-    }
-
-    /// Writes the first `limit` images (all when `None`), scaled to [0, 1]
-    /// chunk by chunk as they are written, and their labels; returns how many.
-    fn write(&self, limit: Option<usize>, path: &Path) -> Result<usize, DataError> {
-        let (images, labels) = self.parse()?;
-        let n = limit.map_or(images.count, |limit| limit.min(images.count));
-        let pixels = &images.pixels[..n * ae_store::IMAGE_PIXELS];
-        let (name, shape) = ae_store::split_images_tensor(n);
-        let images = TensorOut::f32_streamed(name, shape, move |out| {
-            for chunk in pixels.chunks(1 << 16) {
-                ae_store::write_f32_le(out, &normalize(chunk))?;
-            }
-            Ok(())
-        });
-        ae_store::write_split(path, images, &labels[..n])?;
-        Ok(n)
     }
 }

@@ -7,22 +7,29 @@ use polars::prelude::*;
 
 use crate::EvalError;
 
-/// The column names, in order.
-pub const COLUMNS: [&str; 4] = ["index", "label", "mse", "is_anomaly"];
+/// The column names, in order; the last only with ground truth.
+pub const COLUMNS: [&str; 5] = ["index", "label", "mse", "is_anomaly", "is_outlier"];
 
 /// The scores as a DataFrame: `index` u32, `label` u8, `mse` f32,
-/// `is_anomaly` bool, sorted by index.
-pub fn scores_frame(labels: &[u8], mse: &[f32], is_anomaly: &[bool]) -> PolarsResult<DataFrame> {
+/// `is_anomaly` bool (flagged) and, with ground truth, `is_outlier` bool
+/// (truly an anomaly); sorted by index.
+pub fn scores_frame(
+    labels: &[u8],
+    mse: &[f32],
+    is_anomaly: &[bool],
+    is_outlier: Option<&[bool]>,
+) -> PolarsResult<DataFrame> {
     let index: Vec<u32> = (0..mse.len() as u32).collect();
-    DataFrame::new(
-        mse.len(),
-        vec![
-            Column::new(COLUMNS[0].into(), index),
-            Column::new(COLUMNS[1].into(), labels),
-            Column::new(COLUMNS[2].into(), mse),
-            Column::new(COLUMNS[3].into(), is_anomaly),
-        ],
-    )
+    let mut columns = vec![
+        Column::new(COLUMNS[0].into(), index),
+        Column::new(COLUMNS[1].into(), labels),
+        Column::new(COLUMNS[2].into(), mse),
+        Column::new(COLUMNS[3].into(), is_anomaly),
+    ];
+    if let Some(truth) = is_outlier {
+        columns.push(Column::new(COLUMNS[4].into(), truth));
+    }
+    DataFrame::new(mse.len(), columns)
 }
 
 /// Writes `frame` as Parquet to `path`, atomically.

@@ -13,6 +13,7 @@
 //! which does no I/O.
 
 mod config;
+pub mod detection;
 mod frame;
 mod metrics;
 pub mod scores;
@@ -22,6 +23,7 @@ use std::path::PathBuf;
 use ae_store::{RunDir, StoreError, files};
 
 pub use config::{EvalConfig, ThresholdRule, ThresholdSource};
+pub use detection::{Confusion, Detection, OneClass};
 pub use frame::{COLUMNS, read_parquet, scores_frame, write_parquet};
 pub use metrics::{LabelCounts, Metrics, TOP};
 pub use polars;
@@ -92,11 +94,17 @@ pub fn run(cfg: &EvalConfig, run: &RunDir) -> Result<EvalArtifacts, EvalError> {
     let threshold = scores::threshold(cfg, &source_scores);
     let flags = scores::flag(&scores, threshold);
     let source_mse = Summary::of(&source_scores).expect("a split has images");
-    let metrics = Metrics::new(cfg, threshold, source_mse, &scores, &test.labels, &flags);
+    let mut metrics = Metrics::new(cfg, threshold, source_mse, &scores, &test.labels, &flags);
+    if let Some(truth) = &test.is_outlier {
+        match detection::evaluate(&scores, truth, threshold) {
+            Ok(detection) => metrics.detection = Some(detection),
+            Err(one_class) => tracing::warn!("no detection metrics: {one_class}"),
+        }
+    }
 
     let scores_path = run.path(files::SCORES);
-    let mut frame =
-        scores_frame(&test.labels, &scores, &flags).map_err(|source| EvalError::Polars {
+    let mut frame = scores_frame(&test.labels, &scores, &flags, test.is_outlier.as_deref())
+        .map_err(|source| EvalError::Polars {
             path: scores_path.clone(),
             source,
         })?;

@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::detection::Detection;
 use crate::scores::Summary;
 use crate::{EvalConfig, ThresholdRule, ThresholdSource};
 
@@ -36,6 +37,10 @@ pub struct Metrics {
     pub per_label: Vec<LabelCounts>,
     /// Indices into the test split of the highest scores, highest first.
     pub top_indices: Vec<u32>,
+    /// How well the scores find the true anomalies, when the test split
+    /// has ground truth with both classes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detection: Option<Detection>,
 }
 
 /// Anomaly counts for one label.
@@ -103,7 +108,27 @@ impl Metrics {
             anomaly_rate: anomalies as f64 / scores.len() as f64,
             per_label,
             top_indices: order,
+            detection: None,
         }
+    }
+
+    /// `AUROC 0.9123, average precision 0.8765; at the threshold ...`, when
+    /// there is ground truth.
+    pub fn detection_line(&self) -> Option<String> {
+        let d = self.detection.as_ref()?;
+        let at = &d.at_threshold;
+        Some(format!(
+            "AUROC {:.4}, average precision {:.4} ({} true anomalies of {}); at the threshold: precision {:.3}, recall {:.3}, F1 {:.3} (best F1 {:.3} at {:.6})",
+            d.auroc,
+            d.average_precision,
+            d.true_anomalies,
+            d.true_anomalies + d.true_normal,
+            at.precision,
+            at.recall,
+            at.f1,
+            d.best_f1.f1,
+            d.best_f1.threshold
+        ))
     }
 
     /// The seed's line, with the threshold beside it.

@@ -23,6 +23,7 @@ fn write_split_and_reconstructions(
         &run.path(split),
         TensorOut::f32(name, shape, &images),
         labels,
+        None,
     )
     .expect("split");
     let recon: Vec<f32> = errors

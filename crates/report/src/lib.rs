@@ -150,6 +150,7 @@ mod tests {
             test: Split {
                 images,
                 labels: (0..n).map(|i| (i % 10) as u8).collect(),
+                is_outlier: None,
             },
             decoded,
             scores: Scores {

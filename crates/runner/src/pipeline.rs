@@ -93,11 +93,21 @@ impl Stage {
         match self {
             // Where the files are found, and how they are downloaded, does not
             // change their (checksummed) content.
-            Stage::Data => json!({"data": {
-                "dataset": value(&cfg.data.dataset),
-                "train_limit": cfg.data.train_limit,
-                "test_limit": cfg.data.test_limit,
-            }}),
+            Stage::Data => {
+                let mut data = json!({
+                    "dataset": value(&cfg.data.dataset),
+                    "train_limit": cfg.data.train_limit,
+                    "test_limit": cfg.data.test_limit,
+                });
+                // Only when set, so runs from before these keys stay fresh.
+                if let Some(labels) = &cfg.data.normal_labels {
+                    data["normal_labels"] = json!(labels);
+                }
+                if let Some(outliers) = &cfg.data.outliers {
+                    data["outliers"] = value(outliers);
+                }
+                json!({ "data": data })
+            }
             Stage::Train => {
                 json!({"model": value(&cfg.model), "train": value(&cfg.train), "seed": cfg.seed})
             }
@@ -132,14 +142,23 @@ mod erased {
     }
 }
 
-/// The dataset's four files under the data root, `None` for one not there yet.
+/// The dataset's four files under the data root, then the outliers' two
+/// test files, if any; `None` for one not there yet.
 pub fn dataset_files(exp: &Experiment) -> Vec<Option<PathBuf>> {
     let dataset = exp.cfg.data.dataset;
-    let dir = exp.data_root.join(dataset.name());
-    [dataset.train_files(), dataset.test_files()]
+    let mut splits = vec![
+        (dataset, dataset.train_files()),
+        (dataset, dataset.test_files()),
+    ];
+    if let Some(outliers) = &exp.cfg.data.outliers {
+        splits.push((outliers.dataset, outliers.dataset.test_files()));
+    }
+    splits
         .iter()
-        .flat_map(|split| [split.images, split.labels])
-        .map(|file| ae_data::locate(&dir, &file))
+        .flat_map(|(dataset, split)| {
+            let dir = exp.data_root.join(dataset.name());
+            [split.images, split.labels].map(|file| ae_data::locate(&dir, &file))
+        })
         .collect()
 }
 
@@ -483,10 +502,15 @@ fn execute(
         }
         Stage::Eval => {
             let artifacts = ae_eval::run(&cfg.eval, &exp.run)?;
-            let line = artifacts.metrics.found_line();
-            // On stdout as the result; in run.log too, but not twice on a terminal.
-            tracing::info!(target: crate::logging::LOG_FILE_ONLY, "{line}");
-            output::line(&line);
+            let lines = [
+                Some(artifacts.metrics.found_line()),
+                artifacts.metrics.detection_line(),
+            ];
+            for line in lines.into_iter().flatten() {
+                // On stdout as the result; in run.log too, but not twice on a terminal.
+                tracing::info!(target: crate::logging::LOG_FILE_ONLY, "{line}");
+                output::line(&line);
+            }
         }
         Stage::Report => {
             let artifacts = ae_report::run(&cfg.report, &exp.run, &cfg.name)?;

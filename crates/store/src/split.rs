@@ -1,4 +1,6 @@
-//! The data stage's split files: `images` f32 `[N, 784]` in `[0, 1]` and `labels` u8 `[N]`.
+//! The data stage's split files: `images` f32 `[N, 784]` in `[0, 1]`, `labels`
+//! u8 `[N]` and, when the experiment knows which images are anomalies
+//! (`data.normal_labels`, `data.outliers`), `is_outlier` u8 `[N]` (0 or 1).
 
 use std::path::Path;
 
@@ -12,6 +14,7 @@ pub const IMAGE_PIXELS: usize = IMAGE_SIDE * IMAGE_SIDE;
 
 const IMAGES: &str = "images";
 const LABELS: &str = "labels";
+const IS_OUTLIER: &str = "is_outlier";
 
 /// One split of a dataset in memory: images flattened row-major and scaled to
 /// `[0, 1]`, with one label per image.
@@ -21,6 +24,8 @@ pub struct Split {
     pub images: Vec<f32>,
     /// One class label per image.
     pub labels: Vec<u8>,
+    /// The ground truth, when known: whether each image is an anomaly.
+    pub is_outlier: Option<Vec<bool>>,
 }
 
 impl Split {
@@ -40,13 +45,21 @@ impl Split {
     }
 }
 
-/// Writes a split to `path`, atomically: `labels` as given, and `images` as
-/// the `[N, 784]` f32 tensor that `images` (a stream of tensor output) produces.
-pub fn write_split(path: &Path, images: TensorOut<'_>, labels: &[u8]) -> Result<(), StoreError> {
-    write_tensors(
-        path,
-        &[images, TensorOut::u8(LABELS, vec![labels.len()], labels)],
-    )
+/// Writes a split to `path`, atomically: `labels` and `is_outlier` (when
+/// known) as given, and `images` as the `[N, 784]` f32 tensor that `images`
+/// (a stream of tensor output) produces.
+pub fn write_split(
+    path: &Path,
+    images: TensorOut<'_>,
+    labels: &[u8],
+    is_outlier: Option<&[bool]>,
+) -> Result<(), StoreError> {
+    let flags: Option<Vec<u8>> = is_outlier.map(|f| f.iter().map(|&b| u8::from(b)).collect());
+    let mut tensors = vec![images, TensorOut::u8(LABELS, vec![labels.len()], labels)];
+    if let Some(flags) = &flags {
+        tensors.push(TensorOut::u8(IS_OUTLIER, vec![flags.len()], flags));
+    }
+    write_tensors(path, &tensors)
 }
 
 /// The tensor name and shape of a split's images, for [`write_split`].
@@ -55,20 +68,41 @@ pub fn split_images_tensor(n: usize) -> (&'static str, Vec<usize>) {
 }
 
 /// Reads a split written by [`write_split`], checking that it holds exactly
-/// `images` f32 `[N, 784]` and `labels` u8 `[N]`.
+/// `images` f32 `[N, 784]`, `labels` u8 `[N]` and optionally `is_outlier` u8 `[N]`.
 pub fn read_split(path: &Path) -> Result<Split, StoreError> {
     let mut file = TensorFile::open(path)?;
     let n = file
         .shape(LABELS)
         .and_then(|s| s.first().copied())
         .unwrap_or(0);
-    file.expect_exactly(&[
-        (IMAGES, Dtype::F32, &[n, IMAGE_PIXELS]),
-        (LABELS, Dtype::U8, &[n]),
-    ])?;
+    let has_truth = file.shape(IS_OUTLIER).is_some();
+    let (images_shape, one_per_image) = ([n, IMAGE_PIXELS], [n]);
+    let mut expected: Vec<(&str, Dtype, &[usize])> = vec![
+        (IMAGES, Dtype::F32, &images_shape),
+        (LABELS, Dtype::U8, &one_per_image),
+    ];
+    if has_truth {
+        expected.push((IS_OUTLIER, Dtype::U8, &one_per_image));
+    }
+    file.expect_exactly(&expected)?;
+    let is_outlier = if has_truth {
+        let flags = file.read_u8(IS_OUTLIER)?;
+        if let Some(bad) = flags.iter().find(|&&f| f > 1) {
+            return Err(StoreError::Layout {
+                path: path.to_path_buf(),
+                problems: vec![format!(
+                    "`is_outlier` holds {bad}; only 0 and 1 are allowed"
+                )],
+            });
+        }
+        Some(flags.into_iter().map(|f| f == 1).collect())
+    } else {
+        None
+    };
     Ok(Split {
         images: file.read_f32(IMAGES)?,
         labels: file.read_u8(LABELS)?,
+        is_outlier,
     })
 }
 
@@ -97,8 +131,32 @@ mod tests {
             .collect();
         let labels = vec![3, 7];
         let (name, shape) = split_images_tensor(2);
-        write_split(&path, TensorOut::f32(name, shape, &images), &labels).expect("write");
-        assert_eq!(read_split(&path).expect("read"), Split { images, labels });
+        write_split(
+            &path,
+            TensorOut::f32(name, shape.clone(), &images),
+            &labels,
+            None,
+        )
+        .expect("write");
+        let plain = Split {
+            images: images.clone(),
+            labels: labels.clone(),
+            is_outlier: None,
+        };
+        assert_eq!(read_split(&path).expect("read"), plain);
+        let truth = [false, true];
+        write_split(
+            &path,
+            TensorOut::f32(name, shape, &images),
+            &labels,
+            Some(&truth),
+        )
+        .expect("write");
+        let with_truth = Split {
+            is_outlier: Some(truth.to_vec()),
+            ..plain
+        };
+        assert_eq!(read_split(&path).expect("read"), with_truth);
     }
 
     #[test]

@@ -240,6 +240,7 @@ fn a_loss_that_becomes_nan_stops_training_naming_the_epoch() {
     let split = ae_store::Split {
         images: images(4, 0),
         labels: vec![0; 4],
+        is_outlier: None,
     };
     let cfg = TrainConfig {
         epochs: 5,

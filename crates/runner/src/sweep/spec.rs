@@ -47,6 +47,10 @@ pub enum Metric {
     Threshold,
     /// How many test images were flagged.
     Anomalies,
+    /// Area under the ROC curve (needs ground truth).
+    Auroc,
+    /// Average precision (needs ground truth).
+    AveragePrecision,
 }
 
 impl Metric {
@@ -57,6 +61,8 @@ impl Metric {
             Metric::BestValLoss => "best_val_loss",
             Metric::Threshold => "threshold",
             Metric::Anomalies => "anomalies",
+            Metric::Auroc => "auroc",
+            Metric::AveragePrecision => "average_precision",
         }
     }
 }

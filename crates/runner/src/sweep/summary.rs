@@ -47,6 +47,8 @@ struct Row {
     /// Seconds its training took, wherever it was computed.
     train_seconds: f64,
     curve: Vec<(u32, f64)>,
+    /// Ground-truth metrics, when the test split has ground truth.
+    detection: Option<ae_eval::Detection>,
 }
 
 /// Reads every finished point and writes the summary; says which points
@@ -122,6 +124,7 @@ fn read_row(point: &Point, run: &Path) -> anyhow::Result<Row> {
             .iter()
             .map(|e| (e.epoch, e.val_loss))
             .collect(),
+        detection: metrics.detection,
     })
 }
 
@@ -149,6 +152,24 @@ fn frame(sweep: &Sweep, rows: &[Row]) -> PolarsResult<DataFrame> {
         Column::new("seconds".into(), f64s(|r| r.seconds)),
         Column::new("train_seconds".into(), f64s(|r| r.train_seconds)),
     ]);
+    if rows.iter().any(|r| r.detection.is_some()) {
+        let detection = |f: fn(&ae_eval::Detection) -> f64| {
+            rows.iter()
+                .map(|r| r.detection.as_ref().map(f))
+                .collect::<Vec<Option<f64>>>()
+        };
+        columns.extend([
+            Column::new("auroc".into(), detection(|d| d.auroc)),
+            Column::new(
+                "average_precision".into(),
+                detection(|d| d.average_precision),
+            ),
+            Column::new("precision".into(), detection(|d| d.at_threshold.precision)),
+            Column::new("recall".into(), detection(|d| d.at_threshold.recall)),
+            Column::new("f1".into(), detection(|d| d.at_threshold.f1)),
+            Column::new("best_f1".into(), detection(|d| d.best_f1.f1)),
+        ]);
+    }
     DataFrame::new(rows.len(), columns)
 }
 
@@ -230,6 +251,10 @@ fn markdown(sweep: &Sweep, rows: &[Row]) -> String {
         ]
         .map(String::from),
     );
+    let with_truth = rows.iter().any(|r| r.detection.is_some());
+    if with_truth {
+        header.extend(["AUROC", "AP", "F1"].map(String::from));
+    }
     let body: Vec<Vec<String>> = rows
         .iter()
         .map(|r| {
@@ -244,10 +269,26 @@ fn markdown(sweep: &Sweep, rows: &[Row]) -> String {
                 r.anomalies.to_string(),
                 format!("{:.1}", r.seconds),
             ]);
+            if with_truth {
+                let shown = |f: fn(&ae_eval::Detection) -> f64| {
+                    r.detection
+                        .as_ref()
+                        .map_or("–".to_string(), |d| format!("{:.4}", f(d)))
+                };
+                cells.extend([
+                    shown(|d| d.auroc),
+                    shown(|d| d.average_precision),
+                    shown(|d| d.at_threshold.f1),
+                ]);
+            }
             cells
         })
         .collect();
     let mut text = table(&header, &body);
+    if let Some(means) = mean_detection(rows) {
+        text.push('\n');
+        text.push_str(&means);
+    }
     if let Some(seeds) = over_seeds(sweep, rows) {
         text.push('\n');
         text.push_str(&seeds);
@@ -307,6 +348,24 @@ fn over_seeds(sweep: &Sweep, rows: &[Row]) -> Option<String> {
     Some(format!(
         "Mean ± standard deviation over seeds:\n\n{}",
         table(&header, &body)
+    ))
+}
+
+/// The mean AUROC and AP over the points that have them, as a line.
+fn mean_detection(rows: &[Row]) -> Option<String> {
+    let found: Vec<&ae_eval::Detection> =
+        rows.iter().filter_map(|r| r.detection.as_ref()).collect();
+    if found.len() < 2 {
+        return None;
+    }
+    let mean = |f: fn(&ae_eval::Detection) -> f64| {
+        found.iter().map(|d| f(d)).sum::<f64>() / found.len() as f64
+    };
+    Some(format!(
+        "Mean over the {} points: AUROC {:.4}, average precision {:.4}.\n",
+        found.len(),
+        mean(|d| d.auroc),
+        mean(|d| d.average_precision)
     ))
 }
 
@@ -396,6 +455,11 @@ fn metric_of(metric: super::Metric, row: &Row) -> f64 {
         super::Metric::BestValLoss => row.best_val_loss,
         super::Metric::Threshold => row.threshold,
         super::Metric::Anomalies => f64::from(row.anomalies),
+        super::Metric::Auroc => row.detection.as_ref().map_or(f64::NAN, |d| d.auroc),
+        super::Metric::AveragePrecision => row
+            .detection
+            .as_ref()
+            .map_or(f64::NAN, |d| d.average_precision),
     }
 }
 

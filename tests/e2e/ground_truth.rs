@@ -1,0 +1,171 @@
+//! Ground truth: the one-class protocol, out-of-distribution outliers, and
+//! the detection metrics they make possible, on the real datasets.
+
+use std::fs;
+use std::io::Read;
+use std::path::Path;
+
+use safetensors::SafeTensors;
+
+use crate::support::{Sandbox, f32s, real_data};
+
+/// The tensors of a split file: (labels, is_outlier), checking their shapes.
+fn split(path: &Path) -> (Vec<u8>, Option<Vec<u8>>, Vec<f32>) {
+    let bytes = fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let tensors = SafeTensors::deserialize(&bytes).expect("a safetensors file");
+    let labels = tensors.tensor("labels").expect("labels").data().to_vec();
+    let truth = tensors.tensor("is_outlier").ok().map(|t| {
+        assert_eq!(t.shape(), [labels.len()]);
+        t.data().to_vec()
+    });
+    (labels, truth, f32s(&bytes, "images"))
+}
+
+/// The raw bytes of a gzip IDX file under the data root.
+fn idx(data: &Path, file: &str) -> Vec<u8> {
+    let gz = fs::File::open(data.join(file)).expect("dataset file");
+    let mut bytes = Vec::new();
+    flate2::read::GzDecoder::new(gz)
+        .read_to_end(&mut bytes)
+        .expect("gzip");
+    bytes
+}
+
+#[test]
+fn one_class_training_keeps_exactly_the_normal_labels() {
+    let Some(data) = real_data("one_class_training_keeps_exactly_the_normal_labels") else {
+        return;
+    };
+    let sandbox = Sandbox::new();
+    let args = [
+        "stage",
+        "data",
+        "configs/quick.toml",
+        "--set",
+        "data.normal_labels=[3, 8]",
+        "--set",
+        "data.train_limit=60000",
+        "--set",
+        "data.test_limit=2000",
+    ];
+    sandbox.ae(&args, Some(&data)).assert_ok();
+    let run = sandbox.path().join("runs/quick");
+    let (train, train_truth, train_images) = split(&run.join("data/train.safetensors"));
+    // MNIST has 6131 threes and 5851 eights among its training images.
+    assert_eq!(train.len(), 6131 + 5851);
+    assert!(train.iter().all(|&l| l == 3 || l == 8));
+    assert_eq!(train_truth, None, "the training split has no ground truth");
+    // They are the dataset's own images, in order: the first is training image 7 (a 3).
+    let raw = idx(&data, "mnist/train-images-idx3-ubyte.gz");
+    let seventh = &raw[16 + 7 * 784..16 + 8 * 784];
+    let scaled: Vec<f32> = seventh.iter().map(|&p| f32::from(p) / 255.0).collect();
+    assert_eq!(train_images[..784], scaled[..]);
+
+    let (test, truth, _) = split(&run.join("data/test.safetensors"));
+    assert_eq!(test.len(), 2000, "every test image is kept");
+    let truth = truth.expect("the test split has ground truth");
+    for (label, outlier) in test.iter().zip(&truth) {
+        assert_eq!(*outlier == 1, *label != 3 && *label != 8, "label {label}");
+    }
+}
+
+#[test]
+fn fashion_outliers_join_the_test_split_and_are_scored() {
+    let Some(data) = real_data("fashion_outliers_join_the_test_split_and_are_scored") else {
+        return;
+    };
+    let sandbox = Sandbox::new();
+    let args = [
+        "pipeline",
+        "configs/ood-fashion.toml",
+        "--set",
+        "data.train_limit=3000",
+        "--set",
+        "data.test_limit=600",
+        "--set",
+        "data.outliers.count=400",
+        "--set",
+        "train.epochs=3",
+    ];
+    let run = sandbox.ae(&args, Some(&data));
+    run.assert_ok();
+    assert!(run.stdout.contains("AUROC "), "{}", run.stdout);
+    let dir = sandbox.path().join("runs/ood-fashion");
+    let (labels, truth, images) = split(&dir.join("data/test.safetensors"));
+    assert_eq!(labels.len(), 1000);
+    let truth = truth.expect("ground truth");
+    assert!(
+        truth[..600].iter().all(|&t| t == 0),
+        "MNIST images are normal"
+    );
+    assert!(
+        truth[600..].iter().all(|&t| t == 1),
+        "Fashion-MNIST images are anomalies"
+    );
+    // The appended images are Fashion-MNIST's first test images, with their labels.
+    let fashion_labels = idx(&data, "fashion-mnist/t10k-labels-idx1-ubyte.gz");
+    assert_eq!(labels[600..], fashion_labels[8..408]);
+    let fashion = idx(&data, "fashion-mnist/t10k-images-idx3-ubyte.gz");
+    let first: Vec<f32> = fashion[16..16 + 784]
+        .iter()
+        .map(|&p| f32::from(p) / 255.0)
+        .collect();
+    assert_eq!(images[600 * 784..601 * 784], first[..]);
+
+    let metrics: serde_json::Value =
+        serde_json::from_slice(&fs::read(dir.join("eval/metrics.json")).expect("metrics.json"))
+            .expect("json");
+    let detection = &metrics["detection"];
+    assert_eq!(detection["true_anomalies"], 400);
+    assert_eq!(detection["true_normal"], 600);
+    let auroc = detection["auroc"].as_f64().expect("auroc");
+    assert!((0.5..=1.0).contains(&auroc), "{auroc}");
+    let at = &detection["at_threshold"];
+    let flagged = at["true_positives"].as_u64().expect("a count")
+        + at["false_positives"].as_u64().expect("a count");
+    assert_eq!(flagged, metrics["anomalies"].as_u64().expect("a count"));
+    // The scores table carries the ground truth beside the flags.
+    let scores = fs::File::open(dir.join("eval/scores.parquet")).expect("scores");
+    use polars::prelude::SerReader;
+    let frame = polars::prelude::ParquetReader::new(scores)
+        .finish()
+        .expect("parquet");
+    let outliers = frame
+        .column("is_outlier")
+        .expect("is_outlier")
+        .bool()
+        .expect("bool");
+    assert_eq!(outliers.sum(), Some(400));
+}
+
+#[test]
+fn a_test_split_without_anomalies_gets_no_detection_metrics_and_says_why() {
+    let Some(data) =
+        real_data("a_test_split_without_anomalies_gets_no_detection_metrics_and_says_why")
+    else {
+        return;
+    };
+    let sandbox = Sandbox::new();
+    // The first test image is a 7: with only 7 normal, the one image is normal.
+    let args = [
+        "pipeline",
+        "configs/quick.toml",
+        "--set",
+        "data.normal_labels=[7]",
+        "--set",
+        "data.test_limit=1",
+        "--set",
+        "train.epochs=1",
+    ];
+    let run = sandbox.ae(&args, Some(&data));
+    run.assert_ok();
+    assert!(
+        run.stderr
+            .contains("no detection metrics: the ground truth has 0 anomalies and 1 normal images"),
+        "{}",
+        run.stderr
+    );
+    let metrics =
+        fs::read_to_string(sandbox.path().join("runs/quick/eval/metrics.json")).expect("metrics");
+    assert!(!metrics.contains("auroc"), "{metrics}");
+}
