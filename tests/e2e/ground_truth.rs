@@ -136,6 +136,11 @@ fn fashion_outliers_join_the_test_split_and_are_scored() {
         .bool()
         .expect("bool");
     assert_eq!(outliers.sum(), Some(400));
+    for figure in ["roc.png", "precision_recall.png", "score_distributions.png"] {
+        assert!(dir.join("report").join(figure).is_file(), "{figure}");
+    }
+    let page = fs::read_to_string(dir.join("report/index.html")).expect("page");
+    assert!(page.contains("AUROC, average precision"), "{page}");
 }
 
 #[test]

@@ -33,13 +33,28 @@ fn text<DB: DrawingBackend>(
 pub(crate) fn draw_legend<'a, DB: DrawingBackend + 'a, CT: CoordTranslate>(
     chart: &mut ChartContext<'a, DB, CT>,
 ) -> DrawResult<DB> {
+    draw_legend_at(chart, SeriesLabelPosition::UpperRight)
+}
+
+/// The legend box at `position`.
+pub(crate) fn draw_legend_at<'a, DB: DrawingBackend + 'a, CT: CoordTranslate>(
+    chart: &mut ChartContext<'a, DB, CT>,
+    position: SeriesLabelPosition,
+) -> DrawResult<DB> {
     chart
         .configure_series_labels()
         .label_font((FONT, 16))
         .background_style(WHITE.mix(0.9))
         .border_style(BLACK.mix(0.4))
-        .position(SeriesLabelPosition::UpperRight)
+        .position(position)
         .draw()
+}
+
+/// The x range of a histogram of `mse` that shows `threshold` too, and the
+/// width of each of `bins` bins.
+pub(crate) fn histogram_range(mse: &[f32], threshold: f64, bins: usize) -> (f64, f64) {
+    let max = mse.iter().fold(threshold, |m, &s| m.max(f64::from(s))) * 1.02;
+    (max, max / bins as f64)
 }
 
 /// The name of category `v` on an axis of categories at 0, 1, 2, ...;
@@ -229,12 +244,7 @@ impl Figure for MseHistogram<'_> {
     }
 
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult<DB> {
-        let max = self
-            .mse
-            .iter()
-            .fold(self.threshold, |m, &s| m.max(f64::from(s)))
-            * 1.02;
-        let width = max / Self::BINS as f64;
+        let (max, width) = histogram_range(self.mse, self.threshold, Self::BINS);
         let mut counts = vec![0usize; Self::BINS];
         for &s in self.mse {
             counts[((f64::from(s) / width) as usize).min(Self::BINS - 1)] += 1;

@@ -62,6 +62,40 @@ pub fn page(inputs: &ReportInputs, run_name: &str, extension: &str) -> String {
             format!("{loss:.6} (validation {val_loss:.6}) after {epoch} epochs"),
         );
     }
+    if let Some(d) = &m.detection {
+        row(
+            "Ground truth",
+            format!(
+                "{} anomalies, {} normal test images",
+                d.true_anomalies, d.true_normal
+            ),
+        );
+        row(
+            "AUROC, average precision",
+            format!("{:.4}, {:.4}", d.auroc, d.average_precision),
+        );
+        let at = &d.at_threshold;
+        row(
+            "At the threshold",
+            format!(
+                "precision {:.3}, recall {:.3}, F1 {:.3} (tp {}, fp {}, tn {}, fn {})",
+                at.precision,
+                at.recall,
+                at.f1,
+                at.true_positives,
+                at.false_positives,
+                at.true_negatives,
+                at.false_negatives
+            ),
+        );
+        row(
+            "Best F1 (chosen on the test labels)",
+            format!(
+                "{:.3} at threshold {:.6}",
+                d.best_f1.f1, d.best_f1.threshold
+            ),
+        );
+    }
     let mut labels = String::new();
     for l in &m.per_label {
         let _ = writeln!(
@@ -74,7 +108,12 @@ pub fn page(inputs: &ReportInputs, run_name: &str, extension: &str) -> String {
         );
     }
     let mut figures = String::new();
-    for (stem, caption) in FIGURES {
+    let truth: &[(&str, &str)] = if inputs.test.is_outlier.is_some() {
+        &crate::TRUTH_FIGURES
+    } else {
+        &[]
+    };
+    for (stem, caption) in FIGURES.iter().chain(truth) {
         let _ = writeln!(
             figures,
             "<figure><img src=\"{stem}.{extension}\" alt=\"{caption}\"><figcaption>{caption}</figcaption></figure>"

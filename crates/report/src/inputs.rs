@@ -56,6 +56,47 @@ pub struct MetricsView {
     pub per_label: Vec<LabelView>,
     /// Highest scores first.
     pub top_indices: Vec<u32>,
+    /// Ground-truth metrics, when there is ground truth.
+    #[serde(default)]
+    pub detection: Option<DetectionView>,
+}
+
+/// The ground-truth metrics of `metrics.json` that the report shows.
+#[derive(Debug, Deserialize)]
+pub struct DetectionView {
+    /// True anomalies in the test split.
+    pub true_anomalies: usize,
+    /// True normal images.
+    pub true_normal: usize,
+    /// Area under the ROC curve.
+    pub auroc: f64,
+    /// Average precision.
+    pub average_precision: f64,
+    /// At the configured threshold.
+    pub at_threshold: ConfusionView,
+    /// At the threshold with the best F1.
+    pub best_f1: ConfusionView,
+}
+
+/// Counts and rates at one threshold.
+#[derive(Debug, Deserialize)]
+pub struct ConfusionView {
+    /// The threshold.
+    pub threshold: f64,
+    /// Anomalies flagged.
+    pub true_positives: usize,
+    /// Normal images flagged.
+    pub false_positives: usize,
+    /// Normal images not flagged.
+    pub true_negatives: usize,
+    /// Anomalies not flagged.
+    pub false_negatives: usize,
+    /// tp / (tp + fp).
+    pub precision: f64,
+    /// tp / (tp + fn).
+    pub recall: f64,
+    /// F1.
+    pub f1: f64,
 }
 
 /// Mean, median, std and max of the MSE.

@@ -16,6 +16,7 @@ mod html;
 mod inputs;
 mod render;
 mod sweep;
+mod truth;
 
 use std::path::PathBuf;
 
@@ -29,6 +30,7 @@ pub use html::FIGURES;
 pub use inputs::{INPUTS, ReportInputs};
 pub use render::{Figure, render};
 pub use sweep::{SweepCurves, SweepMetric};
+pub use truth::{PrecisionRecall, RocCurve, ScoreDistributions, TRUTH_FIGURES, operating_points};
 
 /// Why the report could not be made.
 #[derive(Debug, thiserror::Error)]
@@ -63,10 +65,13 @@ pub struct ReportArtifacts {
     pub index: PathBuf,
 }
 
-/// The files the report stage writes for `cfg`, relative to the run directory.
-pub fn outputs(cfg: &ReportConfig) -> Vec<String> {
+/// The files the report stage writes for `cfg`, relative to the run
+/// directory; `ground_truth` when the test split says which images are anomalies.
+pub fn outputs(cfg: &ReportConfig, ground_truth: bool) -> Vec<String> {
+    let truth: &[(&str, &str)] = if ground_truth { &TRUTH_FIGURES } else { &[] };
     FIGURES
         .iter()
+        .chain(truth)
         .map(|(stem, _)| format!("{}/{stem}.{}", files::REPORT_DIR, cfg.format.extension()))
         .chain([files::REPORT_INDEX.to_string()])
         .collect()
@@ -121,13 +126,59 @@ pub fn run(
         &path("anomaly_rate_by_label"),
         cfg.format,
     )?;
+    if let Some(truth) = &inputs.test.is_outlier {
+        draw_truth_figures(&inputs, truth, &path, cfg.format)?;
+    }
     let index = run.path(files::REPORT_INDEX);
     let page = html::page(&inputs, run_name, cfg.format.extension());
     ae_store::write_atomic(&index, |out| out.write_all(page.as_bytes()))?;
     Ok(ReportArtifacts {
-        outputs: outputs(cfg),
+        outputs: outputs(cfg, inputs.test.is_outlier.is_some()),
         index,
     })
+}
+
+/// The ROC and precision-recall curves and the score distributions.
+fn draw_truth_figures(
+    inputs: &ReportInputs,
+    truth: &[bool],
+    path: &dyn Fn(&str) -> PathBuf,
+    format: FigureFormat,
+) -> Result<(), ReportError> {
+    let points = operating_points(&inputs.scores.mse, truth);
+    let detection = inputs.metrics.detection.as_ref();
+    let at = detection.map(|d| &d.at_threshold);
+    let false_positive_rate = |c: &inputs::ConfusionView| {
+        c.false_positives as f64 / (c.false_positives + c.true_negatives).max(1) as f64
+    };
+    render(
+        &RocCurve {
+            points: &points,
+            auroc: detection.map(|d| d.auroc),
+            at_threshold: at.map(|c| (false_positive_rate(c), c.recall)),
+        },
+        &path("roc"),
+        format,
+    )?;
+    render(
+        &PrecisionRecall {
+            points: &points,
+            average_precision: detection.map(|d| d.average_precision),
+            base_rate: truth.iter().filter(|&&t| t).count() as f64 / truth.len().max(1) as f64,
+            at_threshold: at.map(|c| (c.recall, c.precision)),
+        },
+        &path("precision_recall"),
+        format,
+    )?;
+    render(
+        &ScoreDistributions {
+            mse: &inputs.scores.mse,
+            truth,
+            threshold: inputs.metrics.threshold,
+        },
+        &path("score_distributions"),
+        format,
+    )
 }
 
 #[cfg(test)]
@@ -180,6 +231,7 @@ mod tests {
                     })
                     .collect(),
                 top_indices: (0..n as u32).rev().collect(),
+                detection: None,
             },
             history: (1..=5)
                 .map(|e| (e, 0.1 / f64::from(e), 0.09 / f64::from(e)))
@@ -273,6 +325,42 @@ mod tests {
             page.contains("name = &quot;&lt;synthetic&gt;&quot;"),
             "the config is escaped"
         );
+    }
+
+    #[test]
+    fn ground_truth_figures_render_and_the_page_shows_the_metrics() {
+        let mut inputs = synthetic_inputs(20);
+        // The higher half of the scores are the true anomalies, but one.
+        let truth: Vec<bool> = (0..20).map(|i| i >= 10 && i != 12).collect();
+        inputs.test.is_outlier = Some(truth.clone());
+        let confusion = |threshold: f64| inputs::ConfusionView {
+            threshold,
+            true_positives: 9,
+            false_positives: 1,
+            true_negatives: 9,
+            false_negatives: 1,
+            precision: 0.9,
+            recall: 0.9,
+            f1: 0.9,
+        };
+        inputs.metrics.detection = Some(inputs::DetectionView {
+            true_anomalies: 9,
+            true_normal: 11,
+            auroc: 0.95,
+            average_precision: 0.9,
+            at_threshold: confusion(0.02),
+            best_f1: confusion(0.019),
+        });
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = |stem: &str| dir.path().join(format!("{stem}.png"));
+        draw_truth_figures(&inputs, &truth, &path, FigureFormat::Png).expect("draw");
+        for (stem, _) in TRUTH_FIGURES {
+            let (_, _, colours) = png_stats(&path(stem));
+            assert!(colours > 16, "{stem} has only {colours} colours");
+        }
+        let page = html::page(&inputs, "run", "png");
+        assert!(page.contains("<img src=\"roc.png\""));
+        assert!(page.contains("0.9500, 0.9000"), "AUROC and AP on the page");
     }
 
     #[test]

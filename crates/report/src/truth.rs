@@ -1,0 +1,302 @@
+//! The figures of an experiment with ground truth (`data.normal_labels` or
+//! `data.outliers`): the ROC curve, the precision-recall curve, and the
+//! score distributions of normal and anomalous test images.
+
+use plotters::coord::Shift;
+use plotters::prelude::*;
+
+use crate::figures::{DrawResult, FONT, draw_legend, draw_legend_at, histogram_range};
+use crate::render::Figure;
+
+const CURVE_COLOR: RGBColor = RGBColor(31, 119, 180);
+const CHANCE_COLOR: RGBColor = RGBColor(150, 150, 150);
+const THRESHOLD_COLOR: RGBColor = RGBColor(214, 39, 40);
+const ANOMALY_COLOR: RGBColor = RGBColor(255, 127, 14);
+
+/// The coordinates of a chart on [0, 1] × [0, 1].
+type UnitSquare =
+    Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>;
+
+/// The ground-truth figures: file stem and caption, in page order.
+pub const TRUTH_FIGURES: [(&str, &str); 3] = [
+    (
+        "roc",
+        "ROC curve: true against false positive rate as the threshold falls",
+    ),
+    (
+        "precision_recall",
+        "Precision against recall as the threshold falls",
+    ),
+    (
+        "score_distributions",
+        "Reconstruction error of normal and truly anomalous test images, with the threshold",
+    ),
+];
+
+/// Operating points as the threshold falls through the distinct scores:
+/// (false positive rate, true positive rate = recall, precision). Empty when
+/// the ground truth has only one class.
+pub fn operating_points(scores: &[f32], truth: &[bool]) -> Vec<(f64, f64, f64)> {
+    let positives = truth.iter().filter(|&&t| t).count();
+    let negatives = truth.len() - positives;
+    if positives == 0 || negatives == 0 {
+        return Vec::new();
+    }
+    let mut order: Vec<usize> = (0..scores.len()).collect();
+    order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]));
+    let (mut tp, mut fp) = (0usize, 0usize);
+    let mut points = Vec::new();
+    for (k, &i) in order.iter().enumerate() {
+        if truth[i] {
+            tp += 1;
+        } else {
+            fp += 1;
+        }
+        let last_of_group = order.get(k + 1).is_none_or(|&j| scores[j] != scores[i]);
+        if last_of_group {
+            points.push((
+                fp as f64 / negatives as f64,
+                tp as f64 / positives as f64,
+                tp as f64 / (tp + fp) as f64,
+            ));
+        }
+    }
+    points
+}
+
+/// The ROC curve, with chance as a diagonal and the threshold's point.
+pub struct RocCurve<'a> {
+    /// From [`operating_points`].
+    pub points: &'a [(f64, f64, f64)],
+    /// Its area, from `metrics.json`.
+    pub auroc: Option<f64>,
+    /// (false positive rate, true positive rate) at the configured threshold.
+    pub at_threshold: Option<(f64, f64)>,
+}
+
+/// Precision against recall, with the anomaly share as the chance level.
+pub struct PrecisionRecall<'a> {
+    /// From [`operating_points`].
+    pub points: &'a [(f64, f64, f64)],
+    /// Average precision, from `metrics.json`.
+    pub average_precision: Option<f64>,
+    /// The share of anomalies: a random ranking's precision.
+    pub base_rate: f64,
+    /// (recall, precision) at the configured threshold.
+    pub at_threshold: Option<(f64, f64)>,
+}
+
+/// Overlaid histograms of the MSE of normal and anomalous test images.
+pub struct ScoreDistributions<'a> {
+    /// Every test image's MSE.
+    pub mse: &'a [f32],
+    /// Whether each is truly an anomaly.
+    pub truth: &'a [bool],
+    /// The configured threshold.
+    pub threshold: f64,
+}
+
+/// A unit-square chart with a title, axes and a legend entry per series.
+fn unit_chart<'a, DB: DrawingBackend>(
+    root: &'a DrawingArea<DB, Shift>,
+    caption: &str,
+    x: &str,
+    y: &str,
+) -> Result<ChartContext<'a, DB, UnitSquare>, DrawingAreaErrorKind<DB::ErrorType>> {
+    let mut chart = ChartBuilder::on(root)
+        .caption(caption, (FONT, 22))
+        .margin(16)
+        .x_label_area_size(48)
+        .y_label_area_size(70)
+        .build_cartesian_2d(0.0..1.0, 0.0..1.02)?;
+    chart
+        .configure_mesh()
+        .x_desc(x)
+        .y_desc(y)
+        .label_style((FONT, 15))
+        .axis_desc_style((FONT, 17))
+        .x_label_formatter(&|v| format!("{v:.1}"))
+        .y_label_formatter(&|v| format!("{v:.1}"))
+        .draw()?;
+    Ok(chart)
+}
+
+fn one_class_note<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>) -> DrawResult<DB> {
+    root.draw(&Text::new(
+        "undefined: the ground truth of this test split has only one class".to_string(),
+        (120, 260),
+        (FONT, 20).into_font().color(&BLACK),
+    ))
+}
+
+fn marker<'a, DB: DrawingBackend + 'a>(
+    chart: &mut ChartContext<'a, DB, UnitSquare>,
+    at: Option<(f64, f64)>,
+) -> DrawResult<DB> {
+    if let Some(point) = at {
+        chart
+            .draw_series([Circle::new(point, 7, THRESHOLD_COLOR.filled())])?
+            .label("the configured threshold")
+            .legend(|(x, y)| Circle::new((x + 12, y), 6, THRESHOLD_COLOR.filled()));
+    }
+    Ok(())
+}
+
+impl Figure for RocCurve<'_> {
+    fn size(&self) -> (u32, u32) {
+        (700, 620)
+    }
+
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult<DB> {
+        let caption = match self.auroc {
+            Some(a) => format!("ROC curve (AUROC {a:.4})"),
+            None => "ROC curve".to_string(),
+        };
+        let mut chart = unit_chart(
+            root,
+            &caption,
+            "False positive rate",
+            "True positive rate (recall)",
+        )?;
+        if self.points.is_empty() {
+            return one_class_note(root);
+        }
+        chart
+            .draw_series(LineSeries::new(
+                [(0.0, 0.0), (1.0, 1.0)],
+                CHANCE_COLOR.stroke_width(1),
+            ))?
+            .label("chance")
+            .legend(|(x, y)| PathElement::new([(x, y), (x + 24, y)], CHANCE_COLOR));
+        chart
+            .draw_series(LineSeries::new(
+                std::iter::once((0.0, 0.0)).chain(self.points.iter().map(|&(f, t, _)| (f, t))),
+                CURVE_COLOR.stroke_width(2),
+            ))?
+            .label("this model")
+            .legend(|(x, y)| PathElement::new([(x, y), (x + 24, y)], CURVE_COLOR.stroke_width(2)));
+        marker(&mut chart, self.at_threshold)?;
+        draw_legend_at(&mut chart, SeriesLabelPosition::LowerRight)
+    }
+}
+
+impl Figure for PrecisionRecall<'_> {
+    fn size(&self) -> (u32, u32) {
+        (700, 620)
+    }
+
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult<DB> {
+        let caption = match self.average_precision {
+            Some(ap) => format!("Precision-recall (average precision {ap:.4})"),
+            None => "Precision-recall".to_string(),
+        };
+        let mut chart = unit_chart(root, &caption, "Recall", "Precision")?;
+        if self.points.is_empty() {
+            return one_class_note(root);
+        }
+        let base = self.base_rate;
+        chart
+            .draw_series(LineSeries::new(
+                [(0.0, base), (1.0, base)],
+                CHANCE_COLOR.stroke_width(1),
+            ))?
+            .label(format!("chance ({:.1} % anomalies)", 100.0 * base))
+            .legend(|(x, y)| PathElement::new([(x, y), (x + 24, y)], CHANCE_COLOR));
+        chart
+            .draw_series(LineSeries::new(
+                self.points
+                    .iter()
+                    .map(|&(_, recall, precision)| (recall, precision)),
+                CURVE_COLOR.stroke_width(2),
+            ))?
+            .label("this model")
+            .legend(|(x, y)| PathElement::new([(x, y), (x + 24, y)], CURVE_COLOR.stroke_width(2)));
+        marker(&mut chart, self.at_threshold)?;
+        draw_legend_at(&mut chart, SeriesLabelPosition::LowerLeft)
+    }
+}
+
+impl ScoreDistributions<'_> {
+    const BINS: usize = 80;
+}
+
+impl Figure for ScoreDistributions<'_> {
+    fn size(&self) -> (u32, u32) {
+        (960, 540)
+    }
+
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult<DB> {
+        let (max, width) = histogram_range(self.mse, self.threshold, Self::BINS);
+        // Shares of each class per bin, so a small class is as visible as a large one.
+        let mut shares = [vec![0.0f64; Self::BINS], vec![0.0f64; Self::BINS]];
+        let totals = [
+            self.truth.iter().filter(|&&t| !t).count().max(1) as f64,
+            self.truth.iter().filter(|&&t| t).count().max(1) as f64,
+        ];
+        for (&s, &t) in self.mse.iter().zip(self.truth) {
+            let bin = ((f64::from(s) / width) as usize).min(Self::BINS - 1);
+            shares[usize::from(t)][bin] += 100.0 / totals[usize::from(t)];
+        }
+        let top = shares.iter().flatten().copied().fold(1.0f64, f64::max) * 1.08;
+        let mut chart = ChartBuilder::on(root)
+            .caption("Reconstruction error by ground truth", (FONT, 22))
+            .margin(16)
+            .x_label_area_size(48)
+            .y_label_area_size(70)
+            .build_cartesian_2d(0.0..max, 0.0..top)?;
+        chart
+            .configure_mesh()
+            .x_desc("Reconstruction MSE")
+            .y_desc("% of the class's test images")
+            .label_style((FONT, 15))
+            .axis_desc_style((FONT, 17))
+            .x_label_formatter(&|v| format!("{v:.3}"))
+            .y_label_formatter(&|v| format!("{v:.0}"))
+            .draw()?;
+        let names = [
+            format!("normal ({:.0} images)", totals[0]),
+            format!("anomalous ({:.0} images)", totals[1]),
+        ];
+        for ((class, color), name) in [CURVE_COLOR, ANOMALY_COLOR]
+            .into_iter()
+            .enumerate()
+            .zip(names)
+        {
+            chart
+                .draw_series(shares[class].iter().enumerate().map(|(i, &share)| {
+                    let x0 = i as f64 * width;
+                    Rectangle::new([(x0, 0.0), (x0 + width, share)], color.mix(0.5).filled())
+                }))?
+                .label(name)
+                .legend(move |(x, y)| {
+                    Rectangle::new([(x, y - 6), (x + 20, y + 6)], color.mix(0.5).filled())
+                });
+        }
+        let t = self.threshold;
+        chart
+            .draw_series(LineSeries::new(
+                [(t, 0.0), (t, top)],
+                THRESHOLD_COLOR.stroke_width(3),
+            ))?
+            .label(format!("threshold {t:.4}"))
+            .legend(|(x, y)| {
+                PathElement::new([(x, y), (x + 24, y)], THRESHOLD_COLOR.stroke_width(3))
+            });
+        draw_legend(&mut chart)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn operating_points_step_through_tied_groups() {
+        let points = operating_points(&[1.0, 2.0, 2.0, 3.0], &[false, true, false, true]);
+        assert_eq!(
+            points,
+            vec![(0.0, 0.5, 1.0), (0.5, 1.0, 2.0 / 3.0), (1.0, 1.0, 0.5)]
+        );
+        assert!(operating_points(&[1.0], &[true]).is_empty());
+    }
+}
