@@ -328,20 +328,30 @@ fn over_seeds(sweep: &Sweep, rows: &[Row]) -> Option<String> {
         ]
         .map(String::from),
     );
+    let with_truth = rows.iter().any(|r| r.detection.is_some());
+    if with_truth {
+        header.push("AUROC".to_string());
+    }
     let body: Vec<Vec<String>> = groups
         .into_iter()
         .map(|(mut cells, members)| {
-            let stat = |f: fn(&Row) -> f64, digits: usize| {
+            let stat = |f: &dyn Fn(&Row) -> f64, digits: usize| {
                 let values: Vec<f64> = members.iter().map(|r| f(r)).collect();
                 mean_std(&values, digits)
             };
             cells.extend([
                 members.len().to_string(),
-                stat(|r| r.val_loss, 6),
-                stat(|r| r.best_val_loss, 6),
-                stat(|r| r.threshold, 6),
-                stat(|r| f64::from(r.anomalies), 1),
+                stat(&|r| r.val_loss, 6),
+                stat(&|r| r.best_val_loss, 6),
+                stat(&|r| r.threshold, 6),
+                stat(&|r| f64::from(r.anomalies), 1),
             ]);
+            if with_truth {
+                cells.push(stat(
+                    &|r| r.detection.as_ref().map_or(f64::NAN, |d| d.auroc),
+                    4,
+                ));
+            }
             cells
         })
         .collect();
