@@ -60,7 +60,7 @@ fn the_quick_pipeline_scores_flags_and_reports() {
         serde_json::from_str(&fs::read_to_string(root.join("eval/metrics.json")).expect("metrics"))
             .expect("json");
     let threshold = metrics["threshold"].as_f64().expect("threshold");
-    let mean = metrics["mse"]["mean"].as_f64().expect("mean");
+    let mean = metrics["scores"]["mean"].as_f64().expect("mean");
     assert!(
         (threshold - 2.0 * mean).abs() < 1e-9,
         "the seed's rule: 2 × mean"
@@ -246,4 +246,58 @@ fn a_threshold_from_the_training_split() {
         (threshold - expected).abs() < 1e-9,
         "threshold {threshold}, expected {expected}"
     );
+}
+
+#[test]
+fn the_mae_score_runs_through_eval_and_report() {
+    let Some(data) = real_data("the_mae_score_runs_through_eval_and_report") else {
+        return;
+    };
+    let sandbox = Sandbox::new();
+    let args = ["pipeline", "configs/quick.toml", "--set", "eval.score=mae"];
+    let run = sandbox.ae(&args, Some(&data));
+    run.assert_ok();
+    assert!(
+        run.stdout.contains("= 2 × the mean MAE of the test split"),
+        "{}",
+        run.stdout
+    );
+    let root = sandbox.path().join("runs/quick");
+    let metrics: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(root.join("eval/metrics.json")).expect("metrics"))
+            .expect("json");
+    assert_eq!(metrics["score"], "mae");
+    // The MAE of each image, recomputed from the split and its reconstructions.
+    let originals = f32s(
+        &fs::read(root.join("data/test.safetensors")).expect("test split"),
+        "images",
+    );
+    let decoded = f32s(
+        &fs::read(root.join("infer/decoded.safetensors")).expect("decoded"),
+        "images",
+    );
+    let mae: Vec<f64> = originals
+        .chunks_exact(784)
+        .zip(decoded.chunks_exact(784))
+        .map(|(x, y)| {
+            x.iter()
+                .zip(y)
+                .map(|(a, b)| f64::from((a - b).abs()))
+                .sum::<f64>()
+                / 784.0
+        })
+        .collect();
+    let mean = mae.iter().sum::<f64>() / mae.len() as f64;
+    let threshold = metrics["threshold"].as_f64().expect("threshold");
+    assert!(
+        (threshold - 2.0 * mean).abs() < 1e-6,
+        "{threshold} vs 2 × {mean}"
+    );
+    let scores = fs::File::open(root.join("eval/scores.parquet")).expect("scores");
+    let frame = polars::prelude::ParquetReader::new(scores)
+        .finish()
+        .expect("parquet");
+    assert!(frame.column("mae").is_ok() && frame.column("mse").is_err());
+    let page = fs::read_to_string(root.join("report/index.html")).expect("page");
+    assert!(page.contains("Test MAE"), "the report names the score");
 }

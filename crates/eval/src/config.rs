@@ -3,15 +3,45 @@
 use ae_store::Problem;
 use serde::{Deserialize, Serialize};
 
-/// How the anomaly threshold is derived from the reconstruction errors.
+/// How an image's reconstruction error is measured over its 784 pixels.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Score {
+    /// Mean squared error, as the seed.
+    #[default]
+    Mse,
+    /// Mean absolute error: the robust variant, less driven by a few badly
+    /// reconstructed pixels.
+    Mae,
+}
+
+impl Score {
+    /// `MSE` or `MAE`, as text shows it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Score::Mse => "MSE",
+            Score::Mae => "MAE",
+        }
+    }
+
+    /// `mse` or `mae`: the scores table's column.
+    pub fn column(self) -> &'static str {
+        match self {
+            Score::Mse => "mse",
+            Score::Mae => "mae",
+        }
+    }
+}
+
+/// How the anomaly threshold is derived from the scores.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ThresholdRule {
-    /// `k` × the mean MSE (the seed: k = 2).
+    /// `k` × the mean score (the seed: k = 2 × the mean MSE).
     MeanMultiple,
-    /// The `q`-th percentile of the MSE.
+    /// The `q`-th percentile of the scores.
     Percentile,
-    /// mean + `k` × standard deviation of the MSE.
+    /// mean + `k` × standard deviation of the scores.
     MeanStd,
     /// A fixed `value`.
     Value,
@@ -31,6 +61,8 @@ pub enum ThresholdSource {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct EvalConfig {
+    /// How each image is scored.
+    pub score: Score,
     /// The threshold rule.
     pub rule: ThresholdRule,
     /// The multiple for `mean_multiple` and `mean_std`.
@@ -48,6 +80,7 @@ pub struct EvalConfig {
 impl Default for EvalConfig {
     fn default() -> Self {
         Self {
+            score: Score::Mse,
             rule: ThresholdRule::MeanMultiple,
             k: 2.0,
             q: None,

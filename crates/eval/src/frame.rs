@@ -5,31 +5,40 @@ use std::path::Path;
 
 use polars::prelude::*;
 
-use crate::EvalError;
+use crate::{EvalError, Score};
 
-/// The column names, in order; the last only with ground truth.
-pub const COLUMNS: [&str; 5] = ["index", "label", "mse", "is_anomaly", "is_outlier"];
+/// The scores table's columns, in order: `index`, `label`, the score
+/// (`mse` or `mae`), `is_anomaly` and, with ground truth, `is_outlier`.
+pub fn columns(score: Score, ground_truth: bool) -> Vec<&'static str> {
+    let mut names = vec!["index", "label", score.column(), "is_anomaly"];
+    if ground_truth {
+        names.push("is_outlier");
+    }
+    names
+}
 
-/// The scores as a DataFrame: `index` u32, `label` u8, `mse` f32,
-/// `is_anomaly` bool (flagged) and, with ground truth, `is_outlier` bool
-/// (truly an anomaly); sorted by index.
+/// The scores as a DataFrame: `index` u32, `label` u8, the score f32 (named
+/// by `score`), `is_anomaly` bool (flagged) and, with ground truth,
+/// `is_outlier` bool (truly an anomaly); sorted by index.
 pub fn scores_frame(
     labels: &[u8],
-    mse: &[f32],
+    score: Score,
+    values: &[f32],
     is_anomaly: &[bool],
     is_outlier: Option<&[bool]>,
 ) -> PolarsResult<DataFrame> {
-    let index: Vec<u32> = (0..mse.len() as u32).collect();
+    let names = columns(score, is_outlier.is_some());
+    let index: Vec<u32> = (0..values.len() as u32).collect();
     let mut columns = vec![
-        Column::new(COLUMNS[0].into(), index),
-        Column::new(COLUMNS[1].into(), labels),
-        Column::new(COLUMNS[2].into(), mse),
-        Column::new(COLUMNS[3].into(), is_anomaly),
+        Column::new(names[0].into(), index),
+        Column::new(names[1].into(), labels),
+        Column::new(names[2].into(), values),
+        Column::new(names[3].into(), is_anomaly),
     ];
     if let Some(truth) = is_outlier {
-        columns.push(Column::new(COLUMNS[4].into(), truth));
+        columns.push(Column::new(names[4].into(), truth));
     }
-    DataFrame::new(mse.len(), columns)
+    DataFrame::new(values.len(), columns)
 }
 
 /// Writes `frame` as Parquet to `path`, atomically.

@@ -4,13 +4,15 @@
 //! Reads [`files::TEST_SPLIT`] and [`files::DECODED`] (and, when the
 //! threshold comes from the training split, [`files::TRAIN_SPLIT`] and
 //! [`files::TRAIN_DECODED`]); writes [`files::SCORES`], a Parquet table with
-//! one row per test image (`index` u32, `label` u8, `mse` f32, `is_anomaly`
-//! bool), and [`files::METRICS`] (see [`Metrics`]).
+//! one row per test image (see [`columns`]), and [`files::METRICS`] (see
+//! [`Metrics`]).
 //!
 //! The seed's recipe by default: per-image MSE over the 784 pixels, the
 //! threshold 2 × the mean MSE of the test split, an anomaly strictly above
-//! it. Other rules in [`ThresholdRule`]. The maths lives in [`scores`],
-//! which does no I/O.
+//! it. Other scores in [`Score`], other rules in [`ThresholdRule`]; with
+//! ground truth in the test split, [`detection`] measures how well the
+//! scores find the true anomalies. The maths lives in [`scores`] and
+//! [`detection`], which do no I/O.
 
 mod config;
 pub mod detection;
@@ -22,9 +24,9 @@ use std::path::PathBuf;
 
 use ae_store::{RunDir, StoreError, files};
 
-pub use config::{EvalConfig, ThresholdRule, ThresholdSource};
+pub use config::{EvalConfig, Score, ThresholdRule, ThresholdSource};
 pub use detection::{Confusion, Detection, OneClass};
-pub use frame::{COLUMNS, read_parquet, scores_frame, write_parquet};
+pub use frame::{columns, read_parquet, scores_frame, write_parquet};
 pub use metrics::{LabelCounts, Metrics, TOP};
 pub use polars;
 pub use scores::Summary;
@@ -83,18 +85,37 @@ pub fn inputs(cfg: &EvalConfig) -> Vec<&'static str> {
 /// Runs the eval stage in `run`.
 pub fn run(cfg: &EvalConfig, run: &RunDir) -> Result<EvalArtifacts, EvalError> {
     let test = ae_store::read_split(&run.path(files::TEST_SPLIT))?;
-    let scores = score_split(run, files::TEST_SPLIT, &test.images, files::DECODED)?;
+    let scores = score_split(
+        cfg.score,
+        run,
+        files::TEST_SPLIT,
+        &test.images,
+        files::DECODED,
+    )?;
     let source_scores = match cfg.source {
         ThresholdSource::Test => scores.clone(),
         ThresholdSource::Train => {
             let train = ae_store::read_split(&run.path(files::TRAIN_SPLIT))?;
-            score_split(run, files::TRAIN_SPLIT, &train.images, files::TRAIN_DECODED)?
+            score_split(
+                cfg.score,
+                run,
+                files::TRAIN_SPLIT,
+                &train.images,
+                files::TRAIN_DECODED,
+            )?
         }
     };
     let threshold = scores::threshold(cfg, &source_scores);
     let flags = scores::flag(&scores, threshold);
-    let source_mse = Summary::of(&source_scores).expect("a split has images");
-    let mut metrics = Metrics::new(cfg, threshold, source_mse, &scores, &test.labels, &flags);
+    let source_summary = Summary::of(&source_scores).expect("a split has images");
+    let mut metrics = Metrics::new(
+        cfg,
+        threshold,
+        source_summary,
+        &scores,
+        &test.labels,
+        &flags,
+    );
     if let Some(truth) = &test.is_outlier {
         match detection::evaluate(&scores, truth, threshold) {
             Ok(detection) => metrics.detection = Some(detection),
@@ -103,11 +124,17 @@ pub fn run(cfg: &EvalConfig, run: &RunDir) -> Result<EvalArtifacts, EvalError> {
     }
 
     let scores_path = run.path(files::SCORES);
-    let mut frame = scores_frame(&test.labels, &scores, &flags, test.is_outlier.as_deref())
-        .map_err(|source| EvalError::Polars {
-            path: scores_path.clone(),
-            source,
-        })?;
+    let mut frame = scores_frame(
+        &test.labels,
+        cfg.score,
+        &scores,
+        &flags,
+        test.is_outlier.as_deref(),
+    )
+    .map_err(|source| EvalError::Polars {
+        path: scores_path.clone(),
+        source,
+    })?;
     write_parquet(&scores_path, &mut frame)?;
     let json = serde_json::to_vec_pretty(&metrics).expect("metrics serialize to JSON");
     ae_store::write_atomic(&run.path(files::METRICS), |out| {
@@ -120,8 +147,9 @@ pub fn run(cfg: &EvalConfig, run: &RunDir) -> Result<EvalArtifacts, EvalError> {
     })
 }
 
-/// Per-image MSE of a split's images against their reconstructions file.
+/// Per-image scores of a split's images against their reconstructions file.
 fn score_split(
+    score: Score,
     run: &RunDir,
     split: &str,
     images: &[f32],
@@ -137,5 +165,5 @@ fn score_split(
             reconstructions: decoded.len() / ae_store::IMAGE_PIXELS,
         });
     }
-    Ok(scores::per_image_mse(images, &decoded))
+    Ok(scores::per_image(score, images, &decoded))
 }

@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::detection::Detection;
 use crate::scores::Summary;
-use crate::{EvalConfig, ThresholdRule, ThresholdSource};
+use crate::{EvalConfig, Score, ThresholdRule, ThresholdSource};
 
 /// How many of the highest-scoring images `metrics.json` lists.
 pub const TOP: usize = 20;
@@ -13,6 +13,8 @@ pub const TOP: usize = 20;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Metrics {
+    /// How each image was scored: `mse` or `mae`.
+    pub score: Score,
     /// The threshold rule.
     pub rule: ThresholdRule,
     /// The rule's parameter: `k` for `mean_multiple` and `mean_std`, `q` for
@@ -20,15 +22,15 @@ pub struct Metrics {
     pub parameter: f64,
     /// Which split's scores set the threshold.
     pub source: ThresholdSource,
-    /// The threshold: an image is an anomaly when its MSE is above it.
+    /// The threshold: an image is an anomaly when its score is above it.
     pub threshold: f64,
     /// Summary of the scores the threshold was computed on (the training
     /// split's when `source = "train"`; otherwise the same as `mse`).
-    pub source_mse: Summary,
+    pub source_scores: Summary,
     /// Test images scored.
     pub images: usize,
-    /// Summary of the test images' MSE.
-    pub mse: Summary,
+    /// Summary of the test images' scores.
+    pub scores: Summary,
     /// Test images above the threshold.
     pub anomalies: usize,
     /// `anomalies / images`.
@@ -59,11 +61,11 @@ pub struct LabelCounts {
 
 impl Metrics {
     /// Metrics of test `scores` (with their `labels` and anomaly `flags`)
-    /// under `threshold`, which `cfg` computed on scores summarised by `source_mse`.
+    /// under `threshold`, which `cfg` computed on scores summarised by `source_scores`.
     pub fn new(
         cfg: &EvalConfig,
         threshold: f64,
-        source_mse: Summary,
+        source_scores: Summary,
         scores: &[f32],
         labels: &[u8],
         flags: &[bool],
@@ -93,6 +95,7 @@ impl Metrics {
         });
         order.truncate(TOP);
         Self {
+            score: cfg.score,
             rule: cfg.rule,
             parameter: match cfg.rule {
                 ThresholdRule::MeanMultiple | ThresholdRule::MeanStd => cfg.k,
@@ -101,9 +104,9 @@ impl Metrics {
             },
             source: cfg.source,
             threshold,
-            source_mse,
+            source_scores,
             images: scores.len(),
-            mse: Summary::of(scores).expect("at least one test image"),
+            scores: Summary::of(scores).expect("at least one test image"),
             anomalies,
             anomaly_rate: anomalies as f64 / scores.len() as f64,
             per_label,
@@ -133,11 +136,14 @@ impl Metrics {
 
     /// The seed's line, with the threshold beside it.
     pub fn found_line(&self) -> String {
+        let score = self.score.name();
         let rule = match self.rule {
-            ThresholdRule::MeanMultiple => format!("{} × the mean MSE", self.parameter),
-            ThresholdRule::Percentile => format!("the {}th percentile of the MSE", self.parameter),
+            ThresholdRule::MeanMultiple => format!("{} × the mean {score}", self.parameter),
+            ThresholdRule::Percentile => {
+                format!("the {}th percentile of the {score}", self.parameter)
+            }
             ThresholdRule::MeanStd => {
-                format!("the mean MSE + {} standard deviations", self.parameter)
+                format!("the mean {score} + {} standard deviations", self.parameter)
             }
             ThresholdRule::Value => "a fixed value".to_string(),
         };

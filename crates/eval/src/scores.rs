@@ -3,7 +3,15 @@
 
 use ae_store::IMAGE_PIXELS;
 
-use crate::{EvalConfig, ThresholdRule};
+use crate::{EvalConfig, Score, ThresholdRule};
+
+/// Each image's score under `score` (see [`per_image_mse`], [`per_image_mae`]).
+pub fn per_image(score: Score, originals: &[f32], reconstructions: &[f32]) -> Vec<f32> {
+    match score {
+        Score::Mse => per_image_mse(originals, reconstructions),
+        Score::Mae => per_image_mae(originals, reconstructions),
+    }
+}
 
 /// Each image's mean squared reconstruction error over its 784 pixels, as the
 /// seed's `np.mean(np.power(x_test - decoded_imgs, 2), axis=1)`; accumulated
@@ -13,6 +21,19 @@ use crate::{EvalConfig, ThresholdRule};
 /// If the two do not have the same whole number of images (a caller bug;
 /// `run` checks the files first).
 pub fn per_image_mse(originals: &[f32], reconstructions: &[f32]) -> Vec<f32> {
+    per_image_mean(originals, reconstructions, |d| d * d)
+}
+
+/// Each image's mean absolute reconstruction error over its 784 pixels,
+/// `np.mean(np.abs(x_test - decoded_imgs), axis=1)`.
+///
+/// # Panics
+/// As [`per_image_mse`].
+pub fn per_image_mae(originals: &[f32], reconstructions: &[f32]) -> Vec<f32> {
+    per_image_mean(originals, reconstructions, f64::abs)
+}
+
+fn per_image_mean(originals: &[f32], reconstructions: &[f32], error: fn(f64) -> f64) -> Vec<f32> {
     assert_eq!(
         originals.len(),
         reconstructions.len(),
@@ -30,7 +51,7 @@ pub fn per_image_mse(originals: &[f32], reconstructions: &[f32]) -> Vec<f32> {
             let sum: f64 = x
                 .iter()
                 .zip(y)
-                .map(|(&a, &b)| f64::from(a - b).powi(2))
+                .map(|(&a, &b)| error(f64::from(a - b)))
                 .sum();
             (sum / IMAGE_PIXELS as f64) as f32
         })
@@ -132,6 +153,11 @@ mod tests {
             *p = 0.5;
         }
         assert_eq!(per_image_mse(&originals, &recon), vec![1.0 / 784.0, 0.25]);
+        assert_eq!(per_image_mae(&originals, &recon), vec![1.0 / 784.0, 0.5]);
+        assert_eq!(
+            per_image(Score::Mae, &originals, &recon),
+            per_image_mae(&originals, &recon)
+        );
     }
 
     #[test]

@@ -114,7 +114,8 @@ fn writes_scores_and_metrics_that_agree() {
         "parameter",
         "source",
         "threshold",
-        "mse",
+        "score",
+        "scores",
         "anomalies",
         "anomaly_rate",
         "per_label",
@@ -155,7 +156,7 @@ fn a_threshold_from_the_training_split_applies_to_the_test_split() {
     let m = ae_eval::run(&cfg, &run).expect("eval").metrics;
     assert!((m.threshold - 0.05).abs() < 1e-6, "{}", m.threshold);
     assert_eq!(m.anomalies, 2, "test MSEs 0.09 and 0.25 are above 0.05");
-    assert!((m.source_mse.mean - 0.05).abs() < 1e-6);
+    assert!((m.source_scores.mean - 0.05).abs() < 1e-6);
 }
 
 #[test]
@@ -183,4 +184,42 @@ fn reconstructions_of_another_size_are_an_error() {
         "{err}"
     );
     assert!(err.contains("rerun the infer stage"), "{err}");
+}
+
+#[test]
+fn the_mae_score_names_its_column_and_sets_the_threshold() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let run = RunDir::new(dir.path());
+    // MAE = |e|: 0.1, 0.2, 0.1, 0.4, 0.0 → mean 0.16, threshold 0.32: only image 3.
+    let errors = [0.1, 0.2, 0.1, 0.4, 0.0];
+    write_split_and_reconstructions(&run, files::TEST_SPLIT, files::DECODED, &errors, &[0; 5]);
+    let cfg = EvalConfig {
+        score: ae_eval::Score::Mae,
+        ..EvalConfig::default()
+    };
+    let m = ae_eval::run(&cfg, &run).expect("eval").metrics;
+    assert!((m.threshold - 0.32).abs() < 1e-6, "{}", m.threshold);
+    assert_eq!(m.anomalies, 1);
+    assert!(
+        m.found_line().contains("2 × the mean MAE"),
+        "{}",
+        m.found_line()
+    );
+    let frame = read_parquet(&run.path(files::SCORES)).expect("parquet");
+    let names: Vec<String> = frame
+        .columns()
+        .iter()
+        .map(|c| c.name().to_string())
+        .collect();
+    assert_eq!(names, ae_eval::columns(ae_eval::Score::Mae, false));
+    let mae: Vec<f32> = frame
+        .column("mae")
+        .expect("mae")
+        .f32()
+        .expect("f32")
+        .into_no_null_iter()
+        .collect();
+    for (got, e) in mae.iter().zip(errors) {
+        assert!((got - e).abs() < 1e-6, "{got} vs {e}");
+    }
 }

@@ -84,8 +84,8 @@ pub struct Shown<'a> {
     pub index: usize,
     /// Its class.
     pub label: u8,
-    /// Its reconstruction MSE.
-    pub mse: f32,
+    /// Its score (reconstruction MSE by default).
+    pub score: f32,
     /// Its pixels.
     pub original: &'a [f32],
     /// Its reconstruction's pixels.
@@ -99,7 +99,7 @@ impl<'a> Shown<'a> {
         Self {
             index,
             label: inputs.test.labels[index],
-            mse: inputs.scores.mse[index],
+            score: inputs.scores.values[index],
             original: inputs.test.image(index),
             reconstruction: &inputs.decoded[pixels],
         }
@@ -110,6 +110,8 @@ impl<'a> Shown<'a> {
 pub struct Reconstructions<'a> {
     /// The images shown, left to right.
     pub images: Vec<Shown<'a>>,
+    /// `MSE` or `MAE`, for the title.
+    pub score_name: String,
 }
 
 impl<'a> Reconstructions<'a> {
@@ -123,6 +125,7 @@ impl<'a> Reconstructions<'a> {
         let n = n.min(inputs.test.len());
         Self {
             images: (0..n).map(|i| Shown::of(inputs, i)).collect(),
+            score_name: inputs.score_name(),
         }
     }
 }
@@ -137,9 +140,11 @@ impl Figure for Reconstructions<'_> {
     }
 
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult<DB> {
-        let title =
-            "Test images (top) and their reconstructions (bottom), with label: reconstruction MSE";
-        text(root, title, (10, 10), 20.0)?;
+        let title = format!(
+            "Test images (top) and their reconstructions (bottom), with label: reconstruction {}",
+            self.score_name
+        );
+        text(root, &title, (10, 10), 20.0)?;
         text(root, "original", (10, Self::TOP + 36), 17.0)?;
         text(
             root,
@@ -159,7 +164,7 @@ impl Figure for Reconstructions<'_> {
             let caption_y = Self::TOP + 2 * Self::CELL;
             text(
                 root,
-                &format!("{}: {:.4}", shown.label, shown.mse),
+                &format!("{}: {:.4}", shown.label, shown.score),
                 (x, caption_y),
                 13.0,
             )?;
@@ -224,10 +229,12 @@ impl Figure for LossCurves<'_> {
     }
 }
 
-/// Histogram of the test MSE with the threshold marked.
+/// Histogram of the test scores with the threshold marked.
 pub struct MseHistogram<'a> {
-    /// Per-image MSE.
-    pub mse: &'a [f32],
+    /// Per-image scores.
+    pub scores: &'a [f32],
+    /// `MSE` or `MAE`.
+    pub score_name: &'a str,
     /// The anomaly threshold.
     pub threshold: f64,
     /// Images above it.
@@ -244,15 +251,15 @@ impl Figure for MseHistogram<'_> {
     }
 
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult<DB> {
-        let (max, width) = histogram_range(self.mse, self.threshold, Self::BINS);
+        let (max, width) = histogram_range(self.scores, self.threshold, Self::BINS);
         let mut counts = vec![0usize; Self::BINS];
-        for &s in self.mse {
+        for &s in self.scores {
             counts[((f64::from(s) / width) as usize).min(Self::BINS - 1)] += 1;
         }
         let top = counts.iter().copied().max().unwrap_or(1).max(1) as f64 * 1.08;
         let caption = format!(
             "Reconstruction error of {} test images: {} above the threshold",
-            self.mse.len(),
+            self.scores.len(),
             self.anomalies
         );
         let mut chart = ChartBuilder::on(root)
@@ -263,7 +270,7 @@ impl Figure for MseHistogram<'_> {
             .build_cartesian_2d(0.0..max, 0.0..top)?;
         chart
             .configure_mesh()
-            .x_desc("Reconstruction MSE")
+            .x_desc(format!("Reconstruction {}", self.score_name))
             .y_desc("Images")
             .label_style((FONT, 15))
             .axis_desc_style((FONT, 17))
@@ -295,6 +302,8 @@ impl Figure for MseHistogram<'_> {
 pub struct TopAnomalies<'a> {
     /// The images shown, highest score first.
     pub entries: Vec<Shown<'a>>,
+    /// `mse` or `mae`, for the captions.
+    pub score_column: String,
 }
 
 impl<'a> TopAnomalies<'a> {
@@ -306,12 +315,13 @@ impl<'a> TopAnomalies<'a> {
 
     /// The `n` highest scores, highest first (ties by index).
     pub fn highest(inputs: &'a ReportInputs, n: usize) -> Self {
-        let mut order: Vec<usize> = (0..inputs.scores.mse.len()).collect();
-        let mse = &inputs.scores.mse;
-        order.sort_by(|&a, &b| mse[b].total_cmp(&mse[a]).then(a.cmp(&b)));
+        let mut order: Vec<usize> = (0..inputs.scores.values.len()).collect();
+        let scores = &inputs.scores.values;
+        order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]).then(a.cmp(&b)));
         order.truncate(n);
         Self {
             entries: order.into_iter().map(|i| Shown::of(inputs, i)).collect(),
+            score_column: inputs.metrics.score.clone(),
         }
     }
 }
@@ -351,7 +361,7 @@ impl Figure for TopAnomalies<'_> {
             )?;
             text(
                 root,
-                &format!("mse {:.4}", shown.mse),
+                &format!("{} {:.4}", self.score_column, shown.score),
                 (x, below + 16),
                 13.0,
             )?;

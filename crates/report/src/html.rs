@@ -50,10 +50,10 @@ pub fn page(inputs: &ReportInputs, run_name: &str, extension: &str) -> String {
         ),
     );
     row(
-        "Test MSE",
+        &format!("Test {}", m.score.to_uppercase()),
         format!(
             "mean {:.6}, median {:.6}, std {:.6}, max {:.6}",
-            m.mse.mean, m.mse.median, m.mse.std, m.mse.max
+            m.scores.mean, m.scores.median, m.scores.std, m.scores.max
         ),
     );
     if let Some(&(epoch, loss, val_loss)) = last {

@@ -27,8 +27,8 @@ pub struct ReportInputs {
 
 /// The columns of `eval/scores.parquet`.
 pub struct Scores {
-    /// Reconstruction MSE per test image.
-    pub mse: Vec<f32>,
+    /// Score (reconstruction MSE unless `eval.score` says otherwise) per test image.
+    pub values: Vec<f32>,
     /// Whether each is an anomaly.
     pub is_anomaly: Vec<bool>,
 }
@@ -46,8 +46,10 @@ pub struct MetricsView {
     pub threshold: f64,
     /// Test images.
     pub images: usize,
-    /// Summary of the test MSE.
-    pub mse: SummaryView,
+    /// How images were scored: `mse` or `mae`.
+    pub score: String,
+    /// Summary of the test scores.
+    pub scores: SummaryView,
     /// Test images above the threshold.
     pub anomalies: usize,
     /// Their share.
@@ -99,7 +101,7 @@ pub struct ConfusionView {
     pub f1: f64,
 }
 
-/// Mean, median, std and max of the MSE.
+/// Mean, median, std and max of the scores.
 #[derive(Debug, Deserialize)]
 pub struct SummaryView {
     /// Mean.
@@ -136,27 +138,32 @@ pub const INPUTS: [&str; 6] = [
 ];
 
 impl ReportInputs {
+    /// The score's name as text shows it: `MSE` or `MAE`.
+    pub fn score_name(&self) -> String {
+        self.metrics.score.to_uppercase()
+    }
+
     /// Reads every input from `run`.
     pub fn read(run: &RunDir) -> Result<Self, ReportError> {
         let test = ae_store::read_split(&run.path(files::TEST_SPLIT))?;
         let decoded = ae_store::read_images(&run.path(files::DECODED))?;
-        let scores = read_scores(&run.path(files::SCORES))?;
         let metrics_path = run.path(files::METRICS);
         let metrics: MetricsView =
             serde_json::from_str(&read_text(&metrics_path)?).map_err(|e| ReportError::Input {
                 path: metrics_path.clone(),
                 message: e.to_string(),
             })?;
+        let scores = read_scores(&run.path(files::SCORES), &metrics.score)?;
         let history = read_history(&run.path(files::HISTORY))?;
         let config_text = read_text(&run.path(files::CONFIG))?;
-        if decoded.len() != test.images.len() || scores.mse.len() != test.len() {
+        if decoded.len() != test.images.len() || scores.values.len() != test.len() {
             return Err(ReportError::Input {
                 path: run.path(files::SCORES),
                 message: format!(
                     "the test split has {} images but the reconstructions {} and the scores {}; rerun infer and eval",
                     test.len(),
                     decoded.len() / ae_store::IMAGE_PIXELS,
-                    scores.mse.len()
+                    scores.values.len()
                 ),
             });
         }
@@ -180,7 +187,7 @@ fn read_text(path: &Path) -> Result<String, ReportError> {
     })
 }
 
-fn read_scores(path: &Path) -> Result<Scores, ReportError> {
+fn read_scores(path: &Path, column: &str) -> Result<Scores, ReportError> {
     let input_err = |message: String| ReportError::Input {
         path: path.to_path_buf(),
         message,
@@ -194,8 +201,8 @@ fn read_scores(path: &Path) -> Result<Scores, ReportError> {
     let frame = ParquetReader::new(file)
         .finish()
         .map_err(|e| input_err(e.to_string()))?;
-    let mse = frame
-        .column("mse")
+    let values = frame
+        .column(column)
         .and_then(|c| c.f32().map(|c| c.into_no_null_iter().collect()))
         .map_err(|e| input_err(e.to_string()))?;
     let is_anomaly = frame
@@ -203,7 +210,7 @@ fn read_scores(path: &Path) -> Result<Scores, ReportError> {
         .and_then(|c| c.bool().map(|c| c.iter().collect::<Option<Vec<bool>>>()))
         .map_err(|e| input_err(e.to_string()))?
         .ok_or_else(|| input_err("`is_anomaly` has missing values".to_string()))?;
-    Ok(Scores { mse, is_anomaly })
+    Ok(Scores { values, is_anomaly })
 }
 
 fn read_history(path: &Path) -> Result<Vec<(u32, f64, f64)>, ReportError> {

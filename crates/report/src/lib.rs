@@ -104,9 +104,11 @@ pub fn run(
         &path("loss"),
         cfg.format,
     )?;
+    let score_name = inputs.score_name();
     render(
         &MseHistogram {
-            mse: &inputs.scores.mse,
+            scores: &inputs.scores.values,
+            score_name: &score_name,
             threshold: m.threshold,
             anomalies: inputs.scores.is_anomaly.iter().filter(|&&a| a).count(),
         },
@@ -145,7 +147,7 @@ fn draw_truth_figures(
     path: &dyn Fn(&str) -> PathBuf,
     format: FigureFormat,
 ) -> Result<(), ReportError> {
-    let points = operating_points(&inputs.scores.mse, truth);
+    let points = operating_points(&inputs.scores.values, truth);
     let detection = inputs.metrics.detection.as_ref();
     let at = detection.map(|d| &d.at_threshold);
     let false_positive_rate = |c: &inputs::ConfusionView| {
@@ -172,7 +174,8 @@ fn draw_truth_figures(
     )?;
     render(
         &ScoreDistributions {
-            mse: &inputs.scores.mse,
+            scores: &inputs.scores.values,
+            score_name: &inputs.score_name(),
             truth,
             threshold: inputs.metrics.threshold,
         },
@@ -206,7 +209,7 @@ mod tests {
             decoded,
             scores: Scores {
                 is_anomaly: mse.iter().map(|&m| f64::from(m) > threshold).collect(),
-                mse,
+                values: mse,
             },
             metrics: MetricsView {
                 rule: "mean_multiple".into(),
@@ -214,7 +217,8 @@ mod tests {
                 source: "test".into(),
                 threshold,
                 images: n,
-                mse: SummaryView {
+                score: "mse".into(),
+                scores: SummaryView {
                     mean: 0.015,
                     median: 0.015,
                     std: 0.003,
@@ -273,7 +277,8 @@ mod tests {
         )
         .expect("draw");
         let hist = MseHistogram {
-            mse: &inputs.scores.mse,
+            scores: &inputs.scores.values,
+            score_name: "MSE",
             threshold: 0.02,
             anomalies: 9,
         };

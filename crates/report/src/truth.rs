@@ -86,10 +86,12 @@ pub struct PrecisionRecall<'a> {
     pub at_threshold: Option<(f64, f64)>,
 }
 
-/// Overlaid histograms of the MSE of normal and anomalous test images.
+/// Overlaid histograms of the scores of normal and anomalous test images.
 pub struct ScoreDistributions<'a> {
-    /// Every test image's MSE.
-    pub mse: &'a [f32],
+    /// Every test image's score.
+    pub scores: &'a [f32],
+    /// `MSE` or `MAE`.
+    pub score_name: &'a str,
     /// Whether each is truly an anomaly.
     pub truth: &'a [bool],
     /// The configured threshold.
@@ -226,14 +228,14 @@ impl Figure for ScoreDistributions<'_> {
     }
 
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult<DB> {
-        let (max, width) = histogram_range(self.mse, self.threshold, Self::BINS);
+        let (max, width) = histogram_range(self.scores, self.threshold, Self::BINS);
         // Shares of each class per bin, so a small class is as visible as a large one.
         let mut shares = [vec![0.0f64; Self::BINS], vec![0.0f64; Self::BINS]];
         let totals = [
             self.truth.iter().filter(|&&t| !t).count().max(1) as f64,
             self.truth.iter().filter(|&&t| t).count().max(1) as f64,
         ];
-        for (&s, &t) in self.mse.iter().zip(self.truth) {
+        for (&s, &t) in self.scores.iter().zip(self.truth) {
             let bin = ((f64::from(s) / width) as usize).min(Self::BINS - 1);
             shares[usize::from(t)][bin] += 100.0 / totals[usize::from(t)];
         }
@@ -246,7 +248,7 @@ impl Figure for ScoreDistributions<'_> {
             .build_cartesian_2d(0.0..max, 0.0..top)?;
         chart
             .configure_mesh()
-            .x_desc("Reconstruction MSE")
+            .x_desc(format!("Reconstruction {}", self.score_name))
             .y_desc("% of the class's test images")
             .label_style((FONT, 15))
             .axis_desc_style((FONT, 17))

@@ -9,8 +9,8 @@ use crate::pipeline::Stage;
 
 /// Autoencoder anomaly detection on MNIST-style images, one TOML file per experiment.
 ///
-/// Each experiment runs as a pipeline of stages (data, train, infer) that write their
-/// artifacts to runs/<name>/ as safetensors and CSV files.
+/// Each experiment runs as a pipeline of stages (data, train, infer, eval, report) that
+/// write their artifacts to runs/<name>/ as safetensors, CSV, Parquet and PNG files.
 #[derive(Debug, Parser)]
 #[command(name = "ae", version, max_term_width = 100)]
 pub struct Cli {
