@@ -285,7 +285,7 @@ fn markdown(sweep: &Sweep, rows: &[Row]) -> String {
         })
         .collect();
     let mut text = table(&header, &body);
-    if let Some(means) = mean_detection(rows) {
+    if let Some(means) = mean_detection(sweep, rows) {
         text.push('\n');
         text.push_str(&means);
     }
@@ -361,22 +361,52 @@ fn over_seeds(sweep: &Sweep, rows: &[Row]) -> Option<String> {
     ))
 }
 
-/// The mean AUROC and AP over the points that have them, as a line.
-fn mean_detection(rows: &[Row]) -> Option<String> {
-    let found: Vec<&ae_eval::Detection> =
-        rows.iter().filter_map(|r| r.detection.as_ref()).collect();
-    if found.len() < 2 {
+/// The mean AUROC and AP over the points that have them: overall when one
+/// key varies, else for each value of each varying key (the mean over the
+/// other keys), so `eval.score = mse` and `mae` are compared over all digits.
+fn mean_detection(sweep: &Sweep, rows: &[Row]) -> Option<String> {
+    let with: Vec<&Row> = rows.iter().filter(|r| r.detection.is_some()).collect();
+    if with.len() < 2 {
         return None;
     }
-    let mean = |f: fn(&ae_eval::Detection) -> f64| {
-        found.iter().map(|d| f(d)).sum::<f64>() / found.len() as f64
+    let means = |members: &[&Row]| {
+        let n = members.len() as f64;
+        let sum = |f: fn(&ae_eval::Detection) -> f64| {
+            members
+                .iter()
+                .filter_map(|r| r.detection.as_ref().map(f))
+                .sum::<f64>()
+        };
+        (sum(|d| d.auroc) / n, sum(|d| d.average_precision) / n)
     };
-    Some(format!(
-        "Mean over the {} points: AUROC {:.4}, average precision {:.4}.\n",
-        found.len(),
-        mean(|d| d.auroc),
-        mean(|d| d.average_precision)
-    ))
+    let varying = sweep.varying();
+    if varying.len() < 2 {
+        let (auroc, ap) = means(&with);
+        return Some(format!(
+            "Mean over the {} points: AUROC {auroc:.4}, average precision {ap:.4}.\n",
+            with.len()
+        ));
+    }
+    let mut text = String::new();
+    for (i, axis) in varying {
+        let parts: Vec<String> = axis
+            .values
+            .iter()
+            .filter_map(|value| {
+                let members: Vec<&Row> = with
+                    .iter()
+                    .copied()
+                    .filter(|r| r.values[i] == *value)
+                    .collect();
+                (!members.is_empty()).then(|| {
+                    let (auroc, ap) = means(&members);
+                    format!("{} {auroc:.4} (AP {ap:.4})", value_label(value))
+                })
+            })
+            .collect();
+        let _ = writeln!(text, "Mean AUROC by {}: {}.", axis.key, parts.join(", "));
+    }
+    Some(text)
 }
 
 /// `0.009660 ± 0.000055`; the deviation is the sample's (n − 1).
