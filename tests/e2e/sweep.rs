@@ -232,7 +232,7 @@ fn an_invalid_point_stops_the_sweep_before_anything_runs() {
             run.stderr
         );
     }
-    assert!(!sandbox.path().join("runs").exists());
+    assert!(!sandbox.path().join("runs").exists(), "nothing was created");
 
     sandbox.write(
         "sweeps/typo.toml",
@@ -248,6 +248,14 @@ fn an_invalid_point_stops_the_sweep_before_anything_runs() {
     sandbox
         .ae(&["sweep", "sweeps/scalar.toml"], None)
         .assert_error(&["grid key `seed` must be a list of values"]);
+    // A sweep may not take over an experiment's run directory.
+    fs::create_dir_all(sandbox.path().join("runs/grid")).expect("mkdir");
+    fs::write(sandbox.path().join("runs/grid/manifest.json"), "{}").expect("manifest");
+    let fixed = GRID.replace("data.test_limit = 500", "data.test_limit = 499");
+    sandbox.write("sweeps/taken.toml", &fixed);
+    sandbox
+        .ae(&["sweep", "sweeps/taken.toml"], None)
+        .assert_error(&["runs/grid is the run directory of an experiment named `grid`"]);
     let bad_shard = sandbox.ae(&["sweep", "sweeps/grid.toml", "--shard", "3/2"], None);
     assert_eq!(bad_shard.code, Some(2), "{}", bad_shard.stderr);
     assert!(

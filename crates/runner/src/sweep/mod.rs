@@ -24,6 +24,14 @@ pub use spec::{Metric, Point, Sweep};
 pub fn command(cli: &Cli, workspace: &Workspace, args: &SweepArgs) -> anyhow::Result<()> {
     let sweep = Sweep::load(&args.file, &args.overrides)?;
     let dir = workspace.runs_dir.join(&sweep.name);
+    if dir.join(ae_store::files::MANIFEST).is_file() {
+        bail!(
+            "{} is the run directory of an experiment named `{}`; give the sweep another name in {}",
+            dir.display(),
+            sweep.name,
+            sweep.file.display()
+        );
+    }
     // The points' runs share the cache of the runs folder, not one of their own.
     let points_workspace = Workspace {
         runs_dir: dir.clone(),
