@@ -102,9 +102,11 @@ fn fashion_outliers_join_the_test_split_and_are_scored() {
         truth[600..].iter().all(|&t| t == 1),
         "Fashion-MNIST images are anomalies"
     );
-    // The appended images are Fashion-MNIST's first test images, with their labels.
+    // The appended images are Fashion-MNIST's first test images, with their
+    // classes as labels 10–19.
     let fashion_labels = idx(&data, "fashion-mnist/t10k-labels-idx1-ubyte.gz");
-    assert_eq!(labels[600..], fashion_labels[8..408]);
+    let shifted: Vec<u8> = fashion_labels[8..408].iter().map(|l| l + 10).collect();
+    assert_eq!(labels[600..], shifted[..]);
     let fashion = idx(&data, "fashion-mnist/t10k-images-idx3-ubyte.gz");
     let first: Vec<f32> = fashion[16..16 + 784]
         .iter()
@@ -141,6 +143,16 @@ fn fashion_outliers_join_the_test_split_and_are_scored() {
     }
     let page = fs::read_to_string(dir.join("report/index.html")).expect("page");
     assert!(page.contains("AUROC, average precision"), "{page}");
+    // Per-label counts keep digits and clothing apart.
+    let per_label = metrics["per_label"].as_array().expect("per_label");
+    let images = |range: std::ops::Range<u64>| -> u64 {
+        per_label
+            .iter()
+            .filter(|l| range.contains(&l["label"].as_u64().expect("label")))
+            .map(|l| l["images"].as_u64().expect("images"))
+            .sum()
+    };
+    assert_eq!((images(0..10), images(10..20)), (600, 400));
 }
 
 #[test]

@@ -41,8 +41,9 @@ pub struct DataConfig {
 }
 
 /// `data.outliers = { dataset = "fashion-mnist", count = 10000 }`: the first
-/// `count` test images of `dataset` join the test split as anomalies. Its
-/// files are found under `<dir>/<dataset>/` or downloaded from its public mirrors.
+/// `count` test images of `dataset` join the test split as anomalies, with
+/// labels 10–19 for its classes 0–9. Its files are found under
+/// `<dir>/<dataset>/` or downloaded from its public mirrors.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Outliers {

@@ -30,6 +30,10 @@ pub use error::{DataError, MirrorError, MirrorFailure};
 pub use idx::{IdxError, normalize};
 pub use source::{locate, read_decompressed, verify_checksum};
 
+/// Added to the labels of `data.outliers` images in the test split: class
+/// 3 of the outlier dataset is label 13, apart from the main dataset's 3.
+pub const OUTLIER_LABEL_OFFSET: u8 = 10;
+
 /// What the data stage read and wrote.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DataArtifacts {
@@ -47,7 +51,8 @@ pub struct DataArtifacts {
 /// (downloading what is missing), verifies and parses them, and writes both
 /// splits into `run`. With `data.normal_labels` the training split keeps
 /// only those labels; with `data.normal_labels` or `data.outliers` the test
-/// split carries the ground truth (`is_outlier`).
+/// split carries the ground truth (`is_outlier`). Outlier images keep their
+/// own classes, shifted by [`OUTLIER_LABEL_OFFSET`].
 pub fn run(cfg: &DataConfig, data_root: &Path, run: &RunDir) -> Result<DataArtifacts, DataError> {
     // The main dataset's training and test files, then the outliers' test files.
     let mut wanted = vec![
@@ -118,7 +123,12 @@ pub fn run(cfg: &DataConfig, data_root: &Path, run: &RunDir) -> Result<DataArtif
         parsed_outliers = raw.parse()?;
         let (images, labels) = &parsed_outliers;
         let first = (0..outliers.count.min(images.count)).collect();
-        test.push(Selection::new(images.pixels, labels, first, |_| true));
+        let mut outliers = Selection::new(images.pixels, labels, first, |_| true);
+        // Their classes become 10–19, so no table mixes them with the digits.
+        for label in &mut outliers.labels {
+            *label += OUTLIER_LABEL_OFFSET;
+        }
+        test.push(outliers);
     }
     let test_len = write_selections(&run.path(files::TEST_SPLIT), &test, cfg.has_ground_truth())?;
 
