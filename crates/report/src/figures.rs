@@ -391,7 +391,14 @@ impl Figure for AnomalyRateByLabel<'_> {
             .fold(0.0f64, |m, l| m.max(100.0 * l.anomaly_rate))
             .max(1.0)
             * 1.18;
-        let caption = format!("Anomaly rate by label (threshold {:.4})", self.threshold);
+        let caption = if self.per_label.len() > 12 {
+            format!(
+                "Anomalies by label (threshold {:.4}; 10–19: the outlier dataset's classes)",
+                self.threshold
+            )
+        } else {
+            format!("Anomaly rate by label (threshold {:.4})", self.threshold)
+        };
         let mut chart = ChartBuilder::on(root)
             .caption(caption, (FONT, 22))
             .margin(16)
@@ -423,10 +430,17 @@ impl Figure for AnomalyRateByLabel<'_> {
                 BAR_COLOR.filled(),
             )
         }))?;
+        // With many labels (outliers add 10–19) only the count fits over a bar.
+        let crowded = self.per_label.len() > 12;
         chart.draw_series(self.per_label.iter().enumerate().map(|(i, l)| {
+            let (text, x) = if crowded {
+                (l.anomalies.to_string(), i as f64 - 0.25)
+            } else {
+                (format!("{}/{}", l.anomalies, l.images), i as f64 - 0.3)
+            };
             Text::new(
-                format!("{}/{}", l.anomalies, l.images),
-                (i as f64 - 0.3, 100.0 * l.anomaly_rate + top * 0.05),
+                text,
+                (x, 100.0 * l.anomaly_rate + top * 0.05),
                 (FONT, 14).into_font(),
             )
         }))?;
