@@ -173,10 +173,13 @@ fn write_selections(
     selections: &[Selection<'_>],
     with_truth: bool,
 ) -> Result<usize, DataError> {
-    let labels: Vec<u8> = selections.iter().flat_map(|s| s.labels.clone()).collect();
+    let labels: Vec<u8> = selections
+        .iter()
+        .flat_map(|s| s.labels.iter().copied())
+        .collect();
     let is_outlier: Vec<bool> = selections
         .iter()
-        .flat_map(|s| s.is_outlier.clone())
+        .flat_map(|s| s.is_outlier.iter().copied())
         .collect();
     let n = labels.len();
     let (name, shape) = ae_store::split_images_tensor(n);

@@ -37,6 +37,17 @@ fn write_split_and_reconstructions(
     .expect("decoded");
 }
 
+/// The values of f32 column `name`.
+fn f32_column(frame: &ae_eval::polars::prelude::DataFrame, name: &str) -> Vec<f32> {
+    frame
+        .column(name)
+        .unwrap_or_else(|_| panic!("no column {name}"))
+        .f32()
+        .expect("f32")
+        .into_no_null_iter()
+        .collect()
+}
+
 #[test]
 fn writes_scores_and_metrics_that_agree() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -84,13 +95,7 @@ fn writes_scores_and_metrics_that_agree() {
         .into_no_null_iter()
         .collect();
     assert_eq!(label, labels);
-    let mse: Vec<f32> = frame
-        .column("mse")
-        .expect("mse")
-        .f32()
-        .expect("f32")
-        .into_no_null_iter()
-        .collect();
+    let mse = f32_column(&frame, "mse");
     let flags: Vec<bool> = frame
         .column("is_anomaly")
         .expect("flag")
@@ -212,13 +217,7 @@ fn the_mae_score_names_its_column_and_sets_the_threshold() {
         .map(|c| c.name().to_string())
         .collect();
     assert_eq!(names, ae_eval::columns(ae_eval::Score::Mae, false));
-    let mae: Vec<f32> = frame
-        .column("mae")
-        .expect("mae")
-        .f32()
-        .expect("f32")
-        .into_no_null_iter()
-        .collect();
+    let mae = f32_column(&frame, "mae");
     for (got, e) in mae.iter().zip(errors) {
         assert!((got - e).abs() < 1e-6, "{got} vs {e}");
     }

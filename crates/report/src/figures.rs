@@ -9,7 +9,7 @@ use crate::render::{Figure, draw_digit};
 pub(crate) const FONT: &str = "sans-serif";
 const TRAIN_COLOR: RGBColor = RGBColor(31, 119, 180);
 const VAL_COLOR: RGBColor = RGBColor(255, 127, 14);
-const THRESHOLD_COLOR: RGBColor = RGBColor(214, 39, 40);
+pub(crate) const THRESHOLD_COLOR: RGBColor = RGBColor(214, 39, 40);
 const BAR_COLOR: RGBColor = RGBColor(31, 119, 180);
 const SIDE: i32 = ae_store::IMAGE_SIDE as i32;
 
@@ -50,11 +50,108 @@ pub(crate) fn draw_legend_at<'a, DB: DrawingBackend + 'a, CT: CoordTranslate>(
         .draw()
 }
 
-/// The x range of a histogram of `mse` that shows `threshold` too, and the
-/// width of each of `bins` bins.
-pub(crate) fn histogram_range(mse: &[f32], threshold: f64, bins: usize) -> (f64, f64) {
-    let max = mse.iter().fold(threshold, |m, &s| m.max(f64::from(s))) * 1.02;
-    (max, max / bins as f64)
+/// The charts' coordinates: f64 on both axes.
+pub(crate) type Coords =
+    Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>;
+
+/// The bins of a histogram of scores, wide enough to show the threshold too.
+pub(crate) struct Bins {
+    /// The right end of the x axis.
+    pub max: f64,
+    /// The width of one bin.
+    pub width: f64,
+}
+
+impl Bins {
+    /// How many bins every score histogram has.
+    pub const COUNT: usize = 80;
+
+    /// Bins covering `scores` and `threshold`.
+    pub fn covering(scores: &[f32], threshold: f64) -> Self {
+        let max = scores.iter().fold(threshold, |m, &s| m.max(f64::from(s))) * 1.02;
+        Self {
+            max,
+            width: max / Self::COUNT as f64,
+        }
+    }
+
+    /// The bin of `score`.
+    pub fn of(&self, score: f32) -> usize {
+        ((f64::from(score) / self.width) as usize).min(Self::COUNT - 1)
+    }
+}
+
+/// One axis of a [`labelled_chart`]: its description, range and the
+/// decimals of its tick labels.
+pub(crate) struct Axis<'s> {
+    pub desc: &'s str,
+    pub range: std::ops::Range<f64>,
+    pub digits: usize,
+}
+
+/// A captioned chart with described, labelled axes, in the report's style.
+pub(crate) fn labelled_chart<'a, DB: DrawingBackend>(
+    root: &'a DrawingArea<DB, Shift>,
+    caption: &str,
+    x: Axis<'_>,
+    y: Axis<'_>,
+) -> Result<ChartContext<'a, DB, Coords>, DrawingAreaErrorKind<DB::ErrorType>> {
+    let mut chart = ChartBuilder::on(root)
+        .caption(caption, (FONT, 22))
+        .margin(16)
+        .x_label_area_size(48)
+        .y_label_area_size(70)
+        .build_cartesian_2d(x.range, y.range)?;
+    let (x_digits, y_digits) = (x.digits, y.digits);
+    chart
+        .configure_mesh()
+        .x_desc(x.desc)
+        .y_desc(y.desc)
+        .label_style((FONT, 15))
+        .axis_desc_style((FONT, 17))
+        .x_label_formatter(&|v| format!("{v:.x_digits$}"))
+        .y_label_formatter(&|v| format!("{v:.y_digits$}"))
+        .draw()?;
+    Ok(chart)
+}
+
+/// A chart with the score along x (up to `bins.max`) and `y_desc` up to `top`.
+pub(crate) fn score_chart<'a, DB: DrawingBackend>(
+    root: &'a DrawingArea<DB, Shift>,
+    caption: &str,
+    score_name: &str,
+    y_desc: &str,
+    bins: &Bins,
+    top: f64,
+) -> Result<ChartContext<'a, DB, Coords>, DrawingAreaErrorKind<DB::ErrorType>> {
+    let x_desc = format!("Reconstruction {score_name}");
+    let x = Axis {
+        desc: &x_desc,
+        range: 0.0..bins.max,
+        digits: 3,
+    };
+    let y = Axis {
+        desc: y_desc,
+        range: 0.0..top,
+        digits: 0,
+    };
+    labelled_chart(root, caption, x, y)
+}
+
+/// The threshold as a vertical line up to `top`, with its legend entry.
+pub(crate) fn draw_threshold<'a, DB: DrawingBackend + 'a>(
+    chart: &mut ChartContext<'a, DB, Coords>,
+    threshold: f64,
+    top: f64,
+) -> DrawResult<DB> {
+    chart
+        .draw_series(LineSeries::new(
+            [(threshold, 0.0), (threshold, top)],
+            THRESHOLD_COLOR.stroke_width(3),
+        ))?
+        .label(format!("threshold {threshold:.4}"))
+        .legend(|(x, y)| PathElement::new([(x, y), (x + 24, y)], THRESHOLD_COLOR.stroke_width(3)));
+    Ok(())
 }
 
 /// The name of category `v` on an axis of categories at 0, 1, 2, ...;
@@ -241,20 +338,16 @@ pub struct MseHistogram<'a> {
     pub anomalies: usize,
 }
 
-impl MseHistogram<'_> {
-    const BINS: usize = 80;
-}
-
 impl Figure for MseHistogram<'_> {
     fn size(&self) -> (u32, u32) {
         (960, 540)
     }
 
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult<DB> {
-        let (max, width) = histogram_range(self.scores, self.threshold, Self::BINS);
-        let mut counts = vec![0usize; Self::BINS];
+        let bins = Bins::covering(self.scores, self.threshold);
+        let mut counts = vec![0usize; Bins::COUNT];
         for &s in self.scores {
-            counts[((f64::from(s) / width) as usize).min(Self::BINS - 1)] += 1;
+            counts[bins.of(s)] += 1;
         }
         let top = counts.iter().copied().max().unwrap_or(1).max(1) as f64 * 1.08;
         let caption = format!(
@@ -262,38 +355,15 @@ impl Figure for MseHistogram<'_> {
             self.scores.len(),
             self.anomalies
         );
-        let mut chart = ChartBuilder::on(root)
-            .caption(caption, (FONT, 22))
-            .margin(16)
-            .x_label_area_size(48)
-            .y_label_area_size(70)
-            .build_cartesian_2d(0.0..max, 0.0..top)?;
-        chart
-            .configure_mesh()
-            .x_desc(format!("Reconstruction {}", self.score_name))
-            .y_desc("Images")
-            .label_style((FONT, 15))
-            .axis_desc_style((FONT, 17))
-            .x_label_formatter(&|v| format!("{v:.3}"))
-            .y_label_formatter(&|v| format!("{v:.0}"))
-            .draw()?;
+        let mut chart = score_chart(root, &caption, self.score_name, "Images", &bins, top)?;
         chart.draw_series(counts.iter().enumerate().map(|(i, &c)| {
-            let x0 = i as f64 * width;
+            let x0 = i as f64 * bins.width;
             Rectangle::new(
-                [(x0, 0.0), (x0 + width * 0.92, c as f64)],
+                [(x0, 0.0), (x0 + bins.width * 0.92, c as f64)],
                 BAR_COLOR.mix(0.8).filled(),
             )
         }))?;
-        let t = self.threshold;
-        chart
-            .draw_series(LineSeries::new(
-                [(t, 0.0), (t, top)],
-                THRESHOLD_COLOR.stroke_width(3),
-            ))?
-            .label(format!("threshold {t:.4}"))
-            .legend(|(x, y)| {
-                PathElement::new([(x, y), (x + 24, y)], THRESHOLD_COLOR.stroke_width(3))
-            });
+        draw_threshold(&mut chart, self.threshold, top)?;
         draw_legend(&mut chart)
     }
 }
@@ -391,7 +461,8 @@ impl Figure for AnomalyRateByLabel<'_> {
             .fold(0.0f64, |m, l| m.max(100.0 * l.anomaly_rate))
             .max(1.0)
             * 1.18;
-        let caption = if self.per_label.len() > 12 {
+        let outlier_classes = self.per_label.iter().any(|l| l.label >= 10);
+        let caption = if outlier_classes {
             format!(
                 "Anomalies by label (threshold {:.4}; 10–19: the outlier dataset's classes)",
                 self.threshold

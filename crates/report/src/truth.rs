@@ -5,17 +5,15 @@
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use crate::figures::{DrawResult, FONT, draw_legend, draw_legend_at, histogram_range};
+use crate::figures::{
+    Axis, Bins, Coords, DrawResult, FONT, THRESHOLD_COLOR, draw_legend, draw_legend_at,
+    draw_threshold, labelled_chart, score_chart,
+};
 use crate::render::Figure;
 
 const CURVE_COLOR: RGBColor = RGBColor(31, 119, 180);
 const CHANCE_COLOR: RGBColor = RGBColor(150, 150, 150);
-const THRESHOLD_COLOR: RGBColor = RGBColor(214, 39, 40);
 const ANOMALY_COLOR: RGBColor = RGBColor(255, 127, 14);
-
-/// The coordinates of a chart on [0, 1] × [0, 1].
-type UnitSquare =
-    Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>;
 
 /// The ground-truth figures: file stem and caption, in page order.
 pub const TRUTH_FIGURES: [(&str, &str); 3] = [
@@ -104,23 +102,17 @@ fn unit_chart<'a, DB: DrawingBackend>(
     caption: &str,
     x: &str,
     y: &str,
-) -> Result<ChartContext<'a, DB, UnitSquare>, DrawingAreaErrorKind<DB::ErrorType>> {
-    let mut chart = ChartBuilder::on(root)
-        .caption(caption, (FONT, 22))
-        .margin(16)
-        .x_label_area_size(48)
-        .y_label_area_size(70)
-        .build_cartesian_2d(0.0..1.0, 0.0..1.02)?;
-    chart
-        .configure_mesh()
-        .x_desc(x)
-        .y_desc(y)
-        .label_style((FONT, 15))
-        .axis_desc_style((FONT, 17))
-        .x_label_formatter(&|v| format!("{v:.1}"))
-        .y_label_formatter(&|v| format!("{v:.1}"))
-        .draw()?;
-    Ok(chart)
+) -> Result<ChartContext<'a, DB, Coords>, DrawingAreaErrorKind<DB::ErrorType>> {
+    let axis = |desc| Axis {
+        desc,
+        range: 0.0..1.0,
+        digits: 1,
+    };
+    let y = Axis {
+        range: 0.0..1.02,
+        ..axis(y)
+    };
+    labelled_chart(root, caption, axis(x), y)
 }
 
 fn one_class_note<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>) -> DrawResult<DB> {
@@ -132,7 +124,7 @@ fn one_class_note<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>) -> DrawResu
 }
 
 fn marker<'a, DB: DrawingBackend + 'a>(
-    chart: &mut ChartContext<'a, DB, UnitSquare>,
+    chart: &mut ChartContext<'a, DB, Coords>,
     at: Option<(f64, f64)>,
 ) -> DrawResult<DB> {
     if let Some(point) = at {
@@ -218,43 +210,31 @@ impl Figure for PrecisionRecall<'_> {
     }
 }
 
-impl ScoreDistributions<'_> {
-    const BINS: usize = 80;
-}
-
 impl Figure for ScoreDistributions<'_> {
     fn size(&self) -> (u32, u32) {
         (960, 540)
     }
 
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult<DB> {
-        let (max, width) = histogram_range(self.scores, self.threshold, Self::BINS);
+        let bins = Bins::covering(self.scores, self.threshold);
         // Shares of each class per bin, so a small class is as visible as a large one.
-        let mut shares = [vec![0.0f64; Self::BINS], vec![0.0f64; Self::BINS]];
+        let mut shares = [vec![0.0f64; Bins::COUNT], vec![0.0f64; Bins::COUNT]];
         let totals = [
             self.truth.iter().filter(|&&t| !t).count().max(1) as f64,
             self.truth.iter().filter(|&&t| t).count().max(1) as f64,
         ];
         for (&s, &t) in self.scores.iter().zip(self.truth) {
-            let bin = ((f64::from(s) / width) as usize).min(Self::BINS - 1);
-            shares[usize::from(t)][bin] += 100.0 / totals[usize::from(t)];
+            shares[usize::from(t)][bins.of(s)] += 100.0 / totals[usize::from(t)];
         }
         let top = shares.iter().flatten().copied().fold(1.0f64, f64::max) * 1.08;
-        let mut chart = ChartBuilder::on(root)
-            .caption("Reconstruction error by ground truth", (FONT, 22))
-            .margin(16)
-            .x_label_area_size(48)
-            .y_label_area_size(70)
-            .build_cartesian_2d(0.0..max, 0.0..top)?;
-        chart
-            .configure_mesh()
-            .x_desc(format!("Reconstruction {}", self.score_name))
-            .y_desc("% of the class's test images")
-            .label_style((FONT, 15))
-            .axis_desc_style((FONT, 17))
-            .x_label_formatter(&|v| format!("{v:.3}"))
-            .y_label_formatter(&|v| format!("{v:.0}"))
-            .draw()?;
+        let mut chart = score_chart(
+            root,
+            "Reconstruction error by ground truth",
+            self.score_name,
+            "% of the class's test images",
+            &bins,
+            top,
+        )?;
         let names = [
             format!("normal ({:.0} images)", totals[0]),
             format!("anomalous ({:.0} images)", totals[1]),
@@ -266,24 +246,18 @@ impl Figure for ScoreDistributions<'_> {
         {
             chart
                 .draw_series(shares[class].iter().enumerate().map(|(i, &share)| {
-                    let x0 = i as f64 * width;
-                    Rectangle::new([(x0, 0.0), (x0 + width, share)], color.mix(0.5).filled())
+                    let x0 = i as f64 * bins.width;
+                    Rectangle::new(
+                        [(x0, 0.0), (x0 + bins.width, share)],
+                        color.mix(0.5).filled(),
+                    )
                 }))?
                 .label(name)
                 .legend(move |(x, y)| {
                     Rectangle::new([(x, y - 6), (x + 20, y + 6)], color.mix(0.5).filled())
                 });
         }
-        let t = self.threshold;
-        chart
-            .draw_series(LineSeries::new(
-                [(t, 0.0), (t, top)],
-                THRESHOLD_COLOR.stroke_width(3),
-            ))?
-            .label(format!("threshold {t:.4}"))
-            .legend(|(x, y)| {
-                PathElement::new([(x, y), (x + 24, y)], THRESHOLD_COLOR.stroke_width(3))
-            });
+        draw_threshold(&mut chart, self.threshold, top)?;
         draw_legend(&mut chart)
     }
 }

@@ -337,8 +337,7 @@ pub fn run_plan(exp: &Experiment, steps: &[Step], mode: Mode) -> anyhow::Result<
             _ => None,
         };
         if let Some((cache, fingerprint, _lock)) = &cached
-            && let Some(entry) = cache.get(fingerprint)?
-            && covers(&entry, &stage.outputs(&exp.cfg))
+            && let Some(entry) = cache.get(fingerprint, &stage.outputs(&exp.cfg))?
         {
             let clock = Instant::now();
             record.outputs = cache.restore(&entry, &exp.run)?;
@@ -393,16 +392,6 @@ pub fn run_plan(exp: &Experiment, steps: &[Step], mode: Mode) -> anyhow::Result<
         say(stage, "ran", &format!("{reason} ({:.1} s)", record.seconds));
     }
     Ok(())
-}
-
-/// Whether a cache entry holds exactly the files the stage writes now (an
-/// entry made by a build of `ae` that wrote other files does not).
-fn covers(entry: &ae_store::CacheEntry, outputs: &[String]) -> bool {
-    let mut cached: Vec<&str> = entry.outputs.iter().map(|o| o.path.as_str()).collect();
-    let mut wanted: Vec<&str> = outputs.iter().map(String::as_str).collect();
-    cached.sort_unstable();
-    wanted.sort_unstable();
-    cached == wanted
 }
 
 /// Puts a finished stage's outputs in the cache; returns its output records

@@ -75,9 +75,15 @@ impl Cache {
         Ok(file)
     }
 
-    /// The entry of `fingerprint` when every blob it names is intact;
+    /// The entry of `fingerprint` when it holds exactly `outputs` (paths
+    /// relative to the run directory; an entry from a build of `ae` that
+    /// wrote other files does not) and every blob it names is intact;
     /// `None` when there is none or it cannot be trusted.
-    pub fn get(&self, fingerprint: &str) -> Result<Option<CacheEntry>, StoreError> {
+    pub fn get(
+        &self,
+        fingerprint: &str,
+        outputs: &[String],
+    ) -> Result<Option<CacheEntry>, StoreError> {
         let path = self.entry_path(fingerprint);
         let text = match fs::read(&path) {
             Ok(text) => text,
@@ -88,6 +94,17 @@ impl Cache {
             tracing::warn!("ignoring the unreadable cache entry {}", path.display());
             return Ok(None);
         };
+        let mut cached: Vec<&str> = entry.outputs.iter().map(|o| o.path.as_str()).collect();
+        let mut wanted: Vec<&str> = outputs.iter().map(String::as_str).collect();
+        cached.sort_unstable();
+        wanted.sort_unstable();
+        if cached != wanted {
+            tracing::debug!(
+                "the cache entry {} holds other files than this stage writes",
+                path.display()
+            );
+            return Ok(None);
+        }
         for output in &entry.outputs {
             let blob = self.blob_path(&output.sha256);
             let intact = stat(&blob).is_ok_and(|(bytes, modified)| {
@@ -253,15 +270,21 @@ mod tests {
             stage_output(&first, "train/model.safetensors", b"weights"),
             stage_output(&first, "train/history.csv", b"epoch\n1\n"),
         ];
-        assert_eq!(cache.get("fp").expect("get"), None);
+        let names = [
+            "train/model.safetensors".to_string(),
+            "train/history.csv".to_string(),
+        ];
+        assert_eq!(cache.get("fp", &names).expect("get"), None);
         let recorded = cache
             .put("train", "fp", 2.5, &first, &outputs)
             .expect("put");
         assert_eq!(recorded.len(), 2);
         assert_eq!(recorded[0].sha256, outputs[0].sha256);
 
-        let entry = cache.get("fp").expect("get").expect("stored");
+        let entry = cache.get("fp", &names).expect("get").expect("stored");
         assert_eq!((entry.stage.as_str(), entry.seconds), ("train", 2.5));
+        // An entry with other files than the stage now writes is not used.
+        assert_eq!(cache.get("fp", &names[..1]).expect("get"), None);
         let second = RunDir::new(dir.path().join("b"));
         let restored = cache.restore(&entry, &second).expect("restore");
         assert_eq!(
@@ -286,7 +309,8 @@ mod tests {
         let run = RunDir::new(dir.path().join("a"));
         let outputs = vec![stage_output(&run, "eval/metrics.json", b"{}")];
         cache.put("eval", "fp", 0.1, &run, &outputs).expect("put");
-        assert!(cache.get("fp").expect("get").is_some());
+        let names = ["eval/metrics.json".to_string()];
+        assert!(cache.get("fp", &names).expect("get").is_some());
         // Someone with the rights to do so edits the run's file in place,
         // which is the blob too.
         let path = run.path("eval/metrics.json");
@@ -295,11 +319,11 @@ mod tests {
         permissions.set_readonly(false);
         fs::set_permissions(&path, permissions).expect("chmod");
         fs::write(&path, b"{\"x\": 1}").expect("edit");
-        assert_eq!(cache.get("fp").expect("get"), None);
+        assert_eq!(cache.get("fp", &names).expect("get"), None);
         // Storing the good content again repairs the blob.
         let good = stage_output(&run, "eval/metrics.json", b"{}");
         cache.put("eval", "fp", 0.1, &run, &[good]).expect("put");
-        let entry = cache.get("fp").expect("get").expect("repaired");
+        let entry = cache.get("fp", &names).expect("get").expect("repaired");
         let other = RunDir::new(dir.path().join("b"));
         cache.restore(&entry, &other).expect("restore");
         assert_eq!(

@@ -163,15 +163,11 @@ impl ExperimentConfig {
                 ),
             ));
         }
-        // Sweep points are named `latent=16,learning_rate=0.001`.
-        let name_ok = is_folder_name(&self.name)
-            || (self.name.contains('=')
-                && is_folder_name(&self.name.replace(['=', ',', '+'], "_")));
-        if !name_ok {
+        if !is_folder_name(&self.name) {
             problems.push(Problem::new(
                 "name",
                 format!("{:?}", self.name),
-                "must be a folder name of letters, digits, '.', '_' and '-'",
+                FOLDER_NAME_RULE,
             ));
         }
         problems.extend(self.data.validate());
@@ -188,14 +184,19 @@ impl ExperimentConfig {
     }
 }
 
-/// Whether `name` is a plain folder name: letters, digits, `.`, `_`, `-`.
+/// What [`is_folder_name`] accepts, as an error message says it.
+pub const FOLDER_NAME_RULE: &str =
+    "must be a folder name of letters, digits, '.', '_', '-', '=', ',' and '+'";
+
+/// Whether `name` is a plain folder name: letters, digits, `.`, `_`, `-`,
+/// and the `=`, `,`, `+` of sweep point names (`latent=16,seed=0`).
 pub fn is_folder_name(name: &str) -> bool {
     !name.is_empty()
         && name != "."
         && name != ".."
         && name
             .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+            .all(|c| c.is_ascii_alphanumeric() || "._-=,+".contains(c))
 }
 
 /// A deserialization message with the dotted key it concerns in front.

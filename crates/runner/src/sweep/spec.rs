@@ -140,8 +140,9 @@ impl Sweep {
         };
         if !crate::config::is_folder_name(&name) {
             bail!(
-                "{}: name = {name:?} must be a folder name of letters, digits, '.', '_' and '-'",
-                file.display()
+                "{}: name = {name:?} {}",
+                file.display(),
+                crate::config::FOLDER_NAME_RULE
             );
         }
         let folder = file.parent().unwrap_or(Path::new(""));
