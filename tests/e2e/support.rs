@@ -5,15 +5,15 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-pub use ae_testkit::{LocalMirror, MNIST_FILES, dead_mirror, gzip, idx_images, idx_labels};
+pub(crate) use ae_testkit::{LocalMirror, MNIST_FILES, dead_mirror, gzip, idx_images, idx_labels};
 
 /// The workspace root, where `configs/` lives.
-pub fn workspace_root() -> PathBuf {
+pub(crate) fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
 /// The real datasets, or `None` after saying why the caller skips.
-pub fn real_data(test: &str) -> Option<PathBuf> {
+pub(crate) fn real_data(test: &str) -> Option<PathBuf> {
     match std::env::var_os("AE_DATA_DIR").filter(|v| !v.is_empty()) {
         Some(dir) => {
             let dir = PathBuf::from(dir);
@@ -43,19 +43,19 @@ pub fn real_data(test: &str) -> Option<PathBuf> {
 }
 
 /// A scratch folder that `ae` runs in, with a copy of the repository's configs.
-pub struct Sandbox {
+pub(crate) struct Sandbox {
     dir: tempfile::TempDir,
 }
 
 /// What one `ae` invocation did.
-pub struct Run {
+pub(crate) struct Run {
     pub code: Option<i32>,
     pub stdout: String,
     pub stderr: String,
 }
 
 impl Sandbox {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let configs = dir.path().join("configs");
         fs::create_dir_all(&configs).expect("mkdir configs");
@@ -69,12 +69,12 @@ impl Sandbox {
         Self { dir }
     }
 
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         self.dir.path()
     }
 
     /// Writes `text` to `name` in the sandbox and returns its relative path.
-    pub fn write(&self, name: &str, text: &str) -> String {
+    pub(crate) fn write(&self, name: &str, text: &str) -> String {
         let path = self.path().join(name);
         fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
         fs::write(&path, text).expect("write");
@@ -82,7 +82,7 @@ impl Sandbox {
     }
 
     /// Runs `ae args...` here with `AE_DATA_DIR` set to `data_dir` (unset when `None`).
-    pub fn ae(&self, args: &[&str], data_dir: Option<&Path>) -> Run {
+    pub(crate) fn ae(&self, args: &[&str], data_dir: Option<&Path>) -> Run {
         let mut command = Command::new(env!("CARGO_BIN_EXE_ae"));
         command
             .args(args)
@@ -107,7 +107,7 @@ impl Sandbox {
     }
 
     /// Every file under `dir` (relative to the sandbox), sorted.
-    pub fn files_under(&self, dir: &str) -> Vec<String> {
+    pub(crate) fn files_under(&self, dir: &str) -> Vec<String> {
         let root = self.path().join(dir);
         let mut found = Vec::new();
         let mut stack = vec![root.clone()];
@@ -136,7 +136,7 @@ impl Sandbox {
 
 impl Run {
     #[track_caller]
-    pub fn assert_ok(&self) -> &Self {
+    pub(crate) fn assert_ok(&self) -> &Self {
         assert_eq!(self.code, Some(0), "ae failed:\n{}", self.stderr);
         self
     }
@@ -144,7 +144,7 @@ impl Run {
     /// Asserts a clean failure: exit 1, an `error:` line, no panic, and every
     /// `needle` in the message.
     #[track_caller]
-    pub fn assert_error(&self, needles: &[&str]) -> &Self {
+    pub(crate) fn assert_error(&self, needles: &[&str]) -> &Self {
         assert_eq!(
             self.code,
             Some(1),
@@ -174,7 +174,7 @@ impl Run {
 /// Writes a structurally valid synthetic MNIST (4 train, 2 test images) as
 /// `.gz` files under `<root>/mnist/`, with `replace` swapping in other bytes
 /// for the named file.
-pub fn synthetic_mnist(root: &Path, replace: Option<(&str, Vec<u8>)>) {
+pub(crate) fn synthetic_mnist(root: &Path, replace: Option<(&str, Vec<u8>)>) {
     let dir = root.join("mnist");
     fs::create_dir_all(&dir).expect("mkdir");
     let contents = [idx_images(4), idx_labels(4), idx_images(2), idx_labels(2)];
@@ -188,7 +188,7 @@ pub fn synthetic_mnist(root: &Path, replace: Option<(&str, Vec<u8>)>) {
 }
 
 /// The values of f32 tensor `name` in the safetensors file `bytes`.
-pub fn f32s(bytes: &[u8], name: &str) -> Vec<f32> {
+pub(crate) fn f32s(bytes: &[u8], name: &str) -> Vec<f32> {
     let file = safetensors::SafeTensors::deserialize(bytes).expect("a safetensors file");
     let view = file
         .tensor(name)

@@ -1,5 +1,6 @@
 //! The `[data]` section of an experiment config.
 
+use std::fmt;
 use std::path::PathBuf;
 
 use ae_store::Problem;
@@ -7,14 +8,81 @@ use serde::{Deserialize, Serialize};
 
 use crate::Dataset;
 
+/// `data.dataset`: a published dataset, or the user's own files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DatasetChoice {
+    /// MNIST, found under the data root or downloaded, checked against its
+    /// published digests.
+    Mnist,
+    /// Fashion-MNIST, likewise.
+    FashionMnist,
+    /// The IDX files that `data.train` and `data.test` name, read as they
+    /// are (no published digest; their content is in the fingerprint).
+    Files,
+}
+
+impl DatasetChoice {
+    /// The published dataset chosen, if one is.
+    pub fn published(self) -> Option<Dataset> {
+        match self {
+            DatasetChoice::Mnist => Some(Dataset::Mnist),
+            DatasetChoice::FashionMnist => Some(Dataset::FashionMnist),
+            DatasetChoice::Files => None,
+        }
+    }
+
+    /// The name used in configs.
+    pub fn name(self) -> &'static str {
+        match self.published() {
+            Some(dataset) => dataset.name(),
+            None => "files",
+        }
+    }
+}
+
+impl From<Dataset> for DatasetChoice {
+    fn from(dataset: Dataset) -> Self {
+        match dataset {
+            Dataset::Mnist => DatasetChoice::Mnist,
+            Dataset::FashionMnist => DatasetChoice::FashionMnist,
+        }
+    }
+}
+
+impl fmt::Display for DatasetChoice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// `{ images = "...", labels = "..." }`: one split of the user's own data
+/// as a pair of IDX files (`idx3-ubyte` images of 28×28, `idx1-ubyte`
+/// labels 0–9), gzip or raw. Paths are relative to the current directory.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IdxPair {
+    /// The images file.
+    pub images: PathBuf,
+    /// The labels file.
+    pub labels: PathBuf,
+}
+
 /// `[data]`: which dataset, where its files live, how much of it to use.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DataConfig {
-    /// `mnist` or `fashion-mnist`.
-    pub dataset: Dataset,
+    /// `mnist`, `fashion-mnist`, or `files` (the user's own, see `train`
+    /// and `test`).
+    pub dataset: DatasetChoice,
     /// The data root; files live in `<dir>/<dataset>/`. `AE_DATA_DIR` overrides it.
     pub dir: PathBuf,
+    /// With `dataset = "files"`: the training split's files.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub train: Option<IdxPair>,
+    /// With `dataset = "files"`: the test split's files.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub test: Option<IdxPair>,
     /// Use only the first N training images (all when absent).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub train_limit: Option<usize>,
@@ -56,8 +124,10 @@ pub struct Outliers {
 impl Default for DataConfig {
     fn default() -> Self {
         Self {
-            dataset: Dataset::Mnist,
+            dataset: DatasetChoice::Mnist,
             dir: PathBuf::from("data"),
+            train: None,
+            test: None,
             train_limit: None,
             test_limit: None,
             mirrors: None,
@@ -70,12 +140,13 @@ impl Default for DataConfig {
 }
 
 impl DataConfig {
-    /// The mirrors to try, in order.
-    pub fn mirrors(&self) -> Vec<String> {
+    /// The mirrors to try, in order, for a missing file of the published
+    /// dataset `dataset`: `data.mirrors` for the main dataset when set,
+    /// otherwise the dataset's public mirrors.
+    pub fn mirrors_for(&self, dataset: Dataset) -> Vec<String> {
         match &self.mirrors {
-            Some(mirrors) => mirrors.clone(),
-            None => self
-                .dataset
+            Some(mirrors) if self.dataset.published() == Some(dataset) => mirrors.clone(),
+            _ => dataset
                 .default_mirrors()
                 .iter()
                 .map(|m| m.to_string())
@@ -101,24 +172,34 @@ impl DataConfig {
         if self.dir.as_os_str().is_empty() {
             problems.push(Problem::new("data.dir", "\"\"", "must name a folder"));
         }
+        problems.extend(self.validate_files());
+        let published = self.dataset.published();
         let limits = [
             (
                 "data.train_limit",
                 self.train_limit,
-                self.dataset.train_len(),
+                published.map(Dataset::train_len),
             ),
-            ("data.test_limit", self.test_limit, self.dataset.test_len()),
+            (
+                "data.test_limit",
+                self.test_limit,
+                published.map(Dataset::test_len),
+            ),
         ];
         for (key, limit, available) in limits {
-            if let Some(limit) = limit.filter(|&n| n == 0 || n > available) {
-                problems.push(Problem::new(
-                    key,
-                    limit,
-                    format!(
-                        "must be between 1 and {available} (the split's size for {})",
-                        self.dataset
-                    ),
-                ));
+            match (limit, available) {
+                (Some(0), None) => problems.push(Problem::new(key, 0, "must be at least 1")),
+                (Some(limit), Some(available)) if limit == 0 || limit > available => {
+                    problems.push(Problem::new(
+                        key,
+                        limit,
+                        format!(
+                            "must be between 1 and {available} (the split's size for {})",
+                            self.dataset
+                        ),
+                    ));
+                }
+                _ => {}
             }
         }
         if let Some(mirrors) = &self.mirrors {
@@ -159,7 +240,7 @@ impl DataConfig {
             }
         }
         if let Some(outliers) = &self.outliers {
-            if outliers.dataset == self.dataset {
+            if Some(outliers.dataset) == self.dataset.published() {
                 problems.push(Problem::new(
                     "data.outliers.dataset",
                     format!("{:?}", outliers.dataset.name()),
@@ -188,6 +269,42 @@ impl DataConfig {
                     secs,
                     "must be between 1 and 3600 seconds",
                 ));
+            }
+        }
+        problems
+    }
+
+    /// `data.train` and `data.test` are set exactly when `dataset = "files"`.
+    fn validate_files(&self) -> Vec<Problem> {
+        let mut problems = Vec::new();
+        let files = self.dataset == DatasetChoice::Files;
+        for (key, split) in [("data.train", &self.train), ("data.test", &self.test)] {
+            match split {
+                None if files => problems.push(Problem::new(
+                    key,
+                    "(missing)",
+                    "must name the split's IDX files when data.dataset = \"files\", e.g. { images = \"my/train-images-idx3-ubyte.gz\", labels = \"my/train-labels-idx1-ubyte.gz\" }",
+                )),
+                Some(pair) if !files => problems.push(Problem::new(
+                    key,
+                    format!("{{ images = {:?}, labels = {:?} }}", pair.images, pair.labels),
+                    format!(
+                        "is read only when data.dataset = \"files\" (it is \"{}\"): remove it, or set data.dataset = \"files\"",
+                        self.dataset
+                    ),
+                )),
+                Some(pair) => {
+                    for (part, path) in [("images", &pair.images), ("labels", &pair.labels)] {
+                        if path.as_os_str().is_empty() {
+                            problems.push(Problem::new(
+                                format!("{key}.{part}"),
+                                "\"\"",
+                                "must name a file",
+                            ));
+                        }
+                    }
+                }
+                None => {}
             }
         }
         problems
@@ -230,6 +347,48 @@ mod tests {
         };
         let keys: Vec<_> = cfg.validate().into_iter().map(|p| p.key).collect();
         assert_eq!(keys, ["data.outliers.dataset", "data.outliers.count"]);
+    }
+
+    #[test]
+    fn own_files_need_both_splits_and_only_with_the_files_dataset() {
+        let pair = |stem: &str| IdxPair {
+            images: format!("{stem}-images.gz").into(),
+            labels: format!("{stem}-labels.gz").into(),
+        };
+        let files = DataConfig {
+            dataset: DatasetChoice::Files,
+            train: Some(pair("train")),
+            test: Some(pair("test")),
+            // Any size is fine until the files are read.
+            train_limit: Some(100_000),
+            ..DataConfig::default()
+        };
+        assert_eq!(files.validate(), vec![]);
+        let keys = |cfg: &DataConfig| -> Vec<String> {
+            cfg.validate().into_iter().map(|p| p.key).collect()
+        };
+        let missing = DataConfig {
+            test: None,
+            train_limit: Some(0),
+            ..files.clone()
+        };
+        assert_eq!(keys(&missing), ["data.test", "data.train_limit"]);
+        let stray = DataConfig {
+            dataset: DatasetChoice::Mnist,
+            ..files.clone()
+        };
+        assert_eq!(
+            keys(&stray),
+            ["data.train", "data.test", "data.train_limit"]
+        );
+        let empty = DataConfig {
+            train: Some(IdxPair {
+                images: PathBuf::new(),
+                labels: "l.gz".into(),
+            }),
+            ..files
+        };
+        assert_eq!(keys(&empty), ["data.train.images"]);
     }
 
     #[test]

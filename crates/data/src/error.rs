@@ -31,29 +31,54 @@ pub enum DataError {
         #[source]
         source: io::Error,
     },
-    /// A `.gz` file does not decompress.
+    /// A file of the user's own dataset (`data.dataset = "files"`) is not there.
     #[error(
-        "{} is not a valid gzip file; delete it and run again to download a fresh copy, or replace it with a good one",
+        "{key} = {}: no such file; check the path (relative to the current directory)",
         path.display()
     )]
+    Missing {
+        /// The config key naming it: `data.train.images`.
+        key: String,
+        /// The path as given.
+        path: PathBuf,
+    },
+    /// A `.gz` file does not decompress.
+    #[error("{} is not a valid gzip file; {fix}", path.display())]
     CorruptGzip {
         /// The file.
         path: PathBuf,
+        /// What to do about it.
+        fix: Fix,
         /// What the decoder reported.
         #[source]
         source: io::Error,
     },
     /// A file decompressed but is not a well-formed IDX file.
-    #[error(
-        "{} is not a usable IDX file; delete it and run again to download a fresh copy, or replace it with a good one",
-        path.display()
-    )]
+    #[error("{} is not a usable IDX file; {fix}", path.display())]
     Idx {
         /// The file.
         path: PathBuf,
+        /// What to do about it.
+        fix: Fix,
         /// What is wrong with it.
         #[source]
         source: IdxError,
+    },
+    /// `data.train_limit` or `data.test_limit` asks for more images than
+    /// the user's file holds.
+    #[error(
+        "{key} = {limit}, but {} holds only {available} images: lower it, or remove it to use them all",
+        path.display()
+    )]
+    LimitTooLarge {
+        /// The config key.
+        key: &'static str,
+        /// Its value.
+        limit: usize,
+        /// The images file.
+        path: PathBuf,
+        /// Images in it.
+        available: usize,
     },
     /// The images and labels files of one split disagree on the count.
     #[error(
@@ -105,6 +130,26 @@ pub enum DataError {
     /// Writing a split failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+/// What a user can do about a bad dataset file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fix {
+    /// A published dataset's file: `ae` downloads a fresh copy once it is gone.
+    Redownload,
+    /// The user's own file: only they can replace it.
+    Replace,
+}
+
+impl fmt::Display for Fix {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Fix::Redownload => {
+                "delete it and run again to download a fresh copy, or replace it with a good one"
+            }
+            Fix::Replace => "replace it with a good one",
+        })
+    }
 }
 
 /// One mirror that did not deliver a good copy.

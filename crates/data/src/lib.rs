@@ -8,8 +8,13 @@
 //! and flattened to 784 values, and the run directory receives
 //! [`ae_store::files::TRAIN_SPLIT`] and [`ae_store::files::TEST_SPLIT`].
 //!
-//! Entry point: [`run`]. The pure parts, [`idx`] parsing and [`normalize`],
-//! do no I/O. This is the only crate that touches the network.
+//! With `data.dataset = "files"` the splits come from the user's own IDX
+//! files instead (`data.train`, `data.test`), read as they are: no
+//! published digest, their content is in the stage's fingerprint.
+//!
+//! Entry point: [`DataStage`], the stage contract. The pure parts, [`idx`]
+//! parsing and [`normalize`], do no I/O. This is the only crate that
+//! touches the network.
 
 mod catalog;
 mod config;
@@ -17,100 +22,131 @@ mod download;
 mod error;
 pub mod idx;
 mod source;
+mod sources;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use ae_store::{RunDir, TensorOut, files};
+use ae_store::{Env, Input, PipelineStage, RunDir, TensorOut, files};
+use serde_json::json;
 
 pub use catalog::{Dataset, IdxFile, IdxKind, SplitFiles};
-pub use config::{DataConfig, Outliers};
+pub use config::{DataConfig, DatasetChoice, IdxPair, Outliers};
 pub use download::Downloader;
-pub use error::{DataError, MirrorError, MirrorFailure};
+pub use error::{DataError, Fix, MirrorError, MirrorFailure};
 pub use idx::{IdxError, normalize};
 pub use source::{locate, read_decompressed, verify_checksum};
+
+use sources::{FileSource, PairSource, Role};
 
 /// Added to the labels of `data.outliers` images in the test split: class
 /// 3 of the outlier dataset is label 13, apart from the main dataset's 3.
 pub const OUTLIER_LABEL_OFFSET: u8 = 10;
 
-/// What the data stage read and wrote.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DataArtifacts {
-    /// The four IDX files used, as located under the data root.
-    pub sources: Vec<PathBuf>,
-    /// The files written, relative to the run directory.
-    pub outputs: Vec<&'static str>,
-    /// Images in the training split written.
-    pub train_len: usize,
-    /// Images in the test split written.
-    pub test_len: usize,
-}
+/// The data stage, for the runner.
+#[derive(Debug, Clone, Copy)]
+pub struct DataStage;
 
-/// Runs the data stage: makes sure the dataset's files are under `data_root`
-/// (downloading what is missing), verifies and parses them, and writes both
-/// splits into `run`. With `data.normal_labels` the training split keeps
-/// only those labels; with `data.normal_labels` or `data.outliers` the test
-/// split carries the ground truth (`is_outlier`). Outlier images keep their
-/// own classes, shifted by [`OUTLIER_LABEL_OFFSET`].
-pub fn run(cfg: &DataConfig, data_root: &Path, run: &RunDir) -> Result<DataArtifacts, DataError> {
-    // The main dataset's training and test files, then the outliers' test files.
-    let mut wanted = vec![
-        (cfg.dataset, cfg.dataset.train_files(), cfg.mirrors()),
-        (cfg.dataset, cfg.dataset.test_files(), cfg.mirrors()),
-    ];
-    if let Some(outliers) = &cfg.outliers {
-        let mirrors = outliers
-            .dataset
-            .default_mirrors()
-            .iter()
-            .map(|m| m.to_string())
-            .collect();
-        wanted.push((outliers.dataset, outliers.dataset.test_files(), mirrors));
+impl PipelineStage for DataStage {
+    const NAME: &'static str = "data";
+    type Config = DataConfig;
+    type Outcome = ();
+    type Error = DataError;
+
+    /// The dataset files, by role (`train images`, ...): a published
+    /// dataset's as found under the data root (`None` when still to be
+    /// downloaded), or the user's own as configured.
+    fn inputs(cfg: &DataConfig, env: &Env) -> Vec<Input> {
+        sources::pairs(cfg, &env.data_root)
+            .into_iter()
+            .flat_map(|pair| [pair.images, pair.labels])
+            .map(|file| Input::External {
+                name: file.name,
+                path: file.path,
+            })
+            .collect()
     }
 
-    // Find or fetch every file before the slow work, so a missing file
-    // is reported (or downloaded) first.
-    let mut sources = Vec::with_capacity(2 * wanted.len());
-    for (dataset, split_files, mirrors) in &wanted {
-        let downloader = Downloader::new(
-            mirrors.clone(),
-            Duration::from_secs(cfg.connect_timeout_secs),
-            Duration::from_secs(cfg.read_timeout_secs),
-        );
-        let dataset_dir = data_root.join(dataset.name());
-        for file in [&split_files.images, &split_files.labels] {
-            let path = match locate(&dataset_dir, file) {
-                Some(path) => path,
-                None => downloader.fetch(file, &dataset_dir)?,
-            };
-            tracing::debug!(path = %path.display(), "using {}", file.name);
-            sources.push(path);
-        }
+    fn outputs(_cfg: &DataConfig) -> Vec<String> {
+        [files::TRAIN_SPLIT, files::TEST_SPLIT]
+            .into_iter()
+            .map(String::from)
+            .collect()
+    }
+
+    fn params(cfg: &DataConfig) -> serde_json::Value {
+        let DataConfig {
+            dataset,
+            // Out: where the files are found does not change their content,
+            // which the inputs' digests cover (published files are also
+            // checked against their published digests).
+            dir: _,
+            // Out, by path: the user's files count by content, as inputs.
+            train: _,
+            test: _,
+            train_limit,
+            test_limit,
+            // Out: where and how patiently a missing file is downloaded does
+            // not change it: it is verified before it is used.
+            mirrors: _,
+            connect_timeout_secs: _,
+            read_timeout_secs: _,
+            normal_labels,
+            outliers,
+        } = cfg;
+        json!({"data": {
+            "dataset": dataset,
+            "train_limit": train_limit,
+            "test_limit": test_limit,
+            "normal_labels": normal_labels,
+            "outliers": outliers,
+        }})
+    }
+
+    fn run(cfg: &DataConfig, env: &Env, run: &RunDir) -> Result<(), DataError> {
+        write_splits(cfg, &env.data_root, run)
+    }
+}
+
+/// Makes sure the dataset's files are there (downloading what is missing),
+/// verifies and parses them, and writes both splits into `run`. With
+/// `data.normal_labels` the training split keeps only those labels; with
+/// `data.normal_labels` or `data.outliers` the test split carries the ground
+/// truth (`is_outlier`). Outlier images keep their own classes, shifted by
+/// [`OUTLIER_LABEL_OFFSET`].
+fn write_splits(cfg: &DataConfig, data_root: &Path, run: &RunDir) -> Result<(), DataError> {
+    match cfg.dataset {
+        DatasetChoice::Files => tracing::info!("dataset: your own IDX files"),
+        published => tracing::info!("dataset {published} from {}", data_root.display()),
+    }
+    let mut pairs = sources::pairs(cfg, data_root);
+    // Find or fetch every file before the slow work, so a missing file is
+    // reported (or downloaded) first.
+    for pair in &mut pairs {
+        fetch_missing(cfg, data_root, pair)?;
     }
 
     // Structure first, for every file (the most specific message wins),
     // then the published checksums, then normalising and writing.
-    let raw = wanted
+    let raw = pairs
         .iter()
-        .enumerate()
-        .map(|(i, (_, split_files, _))| {
-            RawSplit::read(split_files, &sources[2 * i], &sources[2 * i + 1])
-        })
+        .map(RawSplit::read)
         .collect::<Result<Vec<_>, _>>()?;
-    for ((dataset, split_files, _), raw) in wanted.iter().zip(&raw) {
-        raw.verify(*dataset, split_files)?;
+    for raw in &raw {
+        raw.verify()?;
     }
 
     let (train_images, train_labels) = raw[0].parse()?;
+    check_limit(cfg, &raw[0], train_images.count)?;
     let normal: Vec<usize> = (0..train_images.count)
         .filter(|&i| !cfg.is_outlier_label(train_labels[i]))
         .take(cfg.train_limit.unwrap_or(usize::MAX))
         .collect();
     let train = Selection::new(train_images.pixels, train_labels, normal, |_| false);
-    let train_len = write_selections(&run.path(files::TRAIN_SPLIT), &[train], false)?;
+    write_selections(&run.path(files::TRAIN_SPLIT), &[train], false)?;
 
     let (test_images, test_labels) = raw[1].parse()?;
+    check_limit(cfg, &raw[1], test_images.count)?;
     let first = (0..test_images.count.min(cfg.test_limit.unwrap_or(usize::MAX))).collect();
     let mut test = vec![Selection::new(
         test_images.pixels,
@@ -130,14 +166,73 @@ pub fn run(cfg: &DataConfig, data_root: &Path, run: &RunDir) -> Result<DataArtif
         }
         test.push(outliers);
     }
-    let test_len = write_selections(&run.path(files::TEST_SPLIT), &test, cfg.has_ground_truth())?;
+    write_selections(&run.path(files::TEST_SPLIT), &test, cfg.has_ground_truth())?;
+    Ok(())
+}
 
-    Ok(DataArtifacts {
-        sources,
-        outputs: vec![files::TRAIN_SPLIT, files::TEST_SPLIT],
-        train_len,
-        test_len,
-    })
+/// Downloads the files of a published pair that are not there yet; a user's
+/// own file that is not there is an error naming its key.
+fn fetch_missing(cfg: &DataConfig, data_root: &Path, pair: &mut PairSource) -> Result<(), DataError> {
+    let Some(published) = &pair.published else {
+        for (file, part) in [(&pair.images, "images"), (&pair.labels, "labels")] {
+            let key = format!("data.{}.{part}", pair.role_key());
+            match &file.path {
+                Some(path) if path.is_file() => {}
+                Some(path) => {
+                    return Err(DataError::Missing {
+                        key,
+                        path: path.clone(),
+                    });
+                }
+                None => unreachable!("validation requires data.train and data.test with files"),
+            }
+        }
+        return Ok(());
+    };
+    let downloader = Downloader::new(
+        published.mirrors.clone(),
+        Duration::from_secs(cfg.connect_timeout_secs),
+        Duration::from_secs(cfg.read_timeout_secs),
+    );
+    let dir = data_root.join(published.dataset.name());
+    for (file, idx_file) in [
+        (&mut pair.images, &published.files.images),
+        (&mut pair.labels, &published.files.labels),
+    ] {
+        if file.path.is_none() {
+            file.path = Some(downloader.fetch(idx_file, &dir)?);
+        }
+        tracing::debug!("{}: {}", file.name, located(file).display());
+    }
+    Ok(())
+}
+
+/// Where a file of a pair is, once [`fetch_missing`] has run.
+fn located(file: &FileSource) -> &Path {
+    file.path
+        .as_deref()
+        .expect("every file is located or fetched before it is read")
+}
+
+/// With the user's own files, a limit above the file's count is an error
+/// (a published split's size is checked with the config).
+fn check_limit(cfg: &DataConfig, raw: &RawSplit, available: usize) -> Result<(), DataError> {
+    let (key, limit) = match raw.role {
+        Role::Train => ("data.train_limit", cfg.train_limit),
+        Role::Test => ("data.test_limit", cfg.test_limit),
+        Role::Outliers => return Ok(()),
+    };
+    match limit {
+        Some(limit) if raw.published.is_none() && limit > available => {
+            Err(DataError::LimitTooLarge {
+                key,
+                limit,
+                path: raw.images_path.clone(),
+                available,
+            })
+        }
+        _ => Ok(()),
+    }
 }
 
 /// Some images of one parsed IDX pair, in order, and which are anomalies.
@@ -214,6 +309,8 @@ fn write_selections(
 
 /// One split's two files, decompressed and checked for structure.
 struct RawSplit {
+    role: Role,
+    published: Option<sources::Published>,
     images_path: PathBuf,
     images_bytes: Vec<u8>,
     labels_path: PathBuf,
@@ -222,14 +319,18 @@ struct RawSplit {
 
 impl RawSplit {
     /// Decompresses both files and checks their structure and that they agree in count.
-    fn read(
-        split_files: &SplitFiles,
-        images_path: &Path,
-        labels_path: &Path,
-    ) -> Result<Self, DataError> {
+    fn read(pair: &PairSource) -> Result<Self, DataError> {
+        let (images_path, labels_path) = (located(&pair.images), located(&pair.labels));
+        let (images_len, labels_len) = match &pair.published {
+            Some(p) => (p.files.images.len, p.files.labels.len),
+            None => (0, 0),
+        };
+        let fix = pair.fix();
         let raw = Self {
-            images_bytes: read_decompressed(images_path, split_files.images.len)?,
-            labels_bytes: read_decompressed(labels_path, split_files.labels.len)?,
+            role: pair.role,
+            published: pair.published.clone(),
+            images_bytes: read_decompressed(images_path, images_len, fix)?,
+            labels_bytes: read_decompressed(labels_path, labels_len, fix)?,
             images_path: images_path.to_path_buf(),
             labels_path: labels_path.to_path_buf(),
         };
@@ -237,13 +338,23 @@ impl RawSplit {
         Ok(raw)
     }
 
+    fn fix(&self) -> Fix {
+        if self.published.is_some() {
+            Fix::Redownload
+        } else {
+            Fix::Replace
+        }
+    }
+
     fn parse(&self) -> Result<(idx::IdxImages<'_>, &[u8]), DataError> {
         let images = idx::parse_images(&self.images_bytes).map_err(|source| DataError::Idx {
             path: self.images_path.clone(),
+            fix: self.fix(),
             source,
         })?;
         let labels = idx::parse_labels(&self.labels_bytes).map_err(|source| DataError::Idx {
             path: self.labels_path.clone(),
+            fix: self.fix(),
             source,
         })?;
         if images.count != labels.len() {
@@ -257,8 +368,12 @@ impl RawSplit {
         Ok((images, labels))
     }
 
-    /// Checks both files against the published digests.
-    fn verify(&self, dataset: Dataset, split_files: &SplitFiles) -> Result<(), DataError> {
+    /// Checks a published dataset's files against their published digests.
+    fn verify(&self) -> Result<(), DataError> {
+        let Some(published) = &self.published else {
+            return Ok(());
+        };
+        let (dataset, split_files) = (published.dataset, &published.files);
         verify_checksum(
             &self.images_path,
             dataset,

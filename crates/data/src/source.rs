@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use flate2::read::GzDecoder;
 
-use crate::{DataError, Dataset, IdxFile};
+use crate::{DataError, Dataset, Fix, IdxFile};
 
 const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 
@@ -19,8 +19,9 @@ pub fn locate(dataset_dir: &Path, file: &IdxFile) -> Option<PathBuf> {
 }
 
 /// The decompressed bytes of the file at `path`: gzip is recognised by its
-/// magic number, anything else is taken as raw IDX.
-pub fn read_decompressed(path: &Path, expected_len: u64) -> Result<Vec<u8>, DataError> {
+/// magic number, anything else is taken as raw IDX. `expected_len` (0 when
+/// unknown) sizes the buffer; `fix` says what to do about a corrupt file.
+pub fn read_decompressed(path: &Path, expected_len: u64, fix: Fix) -> Result<Vec<u8>, DataError> {
     let bytes = fs::read(path).map_err(|source| DataError::Read {
         path: path.to_path_buf(),
         source,
@@ -30,6 +31,7 @@ pub fn read_decompressed(path: &Path, expected_len: u64) -> Result<Vec<u8>, Data
     }
     gunzip(&bytes, expected_len).map_err(|source| DataError::CorruptGzip {
         path: path.to_path_buf(),
+        fix,
         source,
     })
 }
@@ -84,12 +86,12 @@ mod tests {
         let raw = dir.path().join(FILE.name);
         fs::write(&raw, b"abc").expect("write");
         assert_eq!(locate(dir.path(), &FILE), Some(raw.clone()));
-        assert_eq!(read_decompressed(&raw, 3).expect("raw"), b"abc");
+        assert_eq!(read_decompressed(&raw, 3, Fix::Redownload).expect("raw"), b"abc");
 
         let gz = dir.path().join(format!("{}.gz", FILE.name));
         fs::write(&gz, gzip(b"abc")).expect("write");
         assert_eq!(locate(dir.path(), &FILE), Some(gz.clone()));
-        assert_eq!(read_decompressed(&gz, 3).expect("gz"), b"abc");
+        assert_eq!(read_decompressed(&gz, 3, Fix::Redownload).expect("gz"), b"abc");
     }
 
     #[test]
@@ -98,7 +100,7 @@ mod tests {
         let gz = dir.path().join("x.gz");
         let bytes = gzip(&[7u8; 5000]);
         fs::write(&gz, &bytes[..bytes.len() / 2]).expect("write");
-        let err = read_decompressed(&gz, 5000).expect_err("truncated");
+        let err = read_decompressed(&gz, 5000, Fix::Redownload).expect_err("truncated");
         assert!(matches!(err, DataError::CorruptGzip { .. }), "{err}");
         assert!(err.to_string().contains("x.gz"), "{err}");
     }

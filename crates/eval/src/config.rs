@@ -1,61 +1,7 @@
 //! The `[eval]` section of an experiment config.
 
-use ae_store::Problem;
+use ae_store::{Problem, Score, ThresholdRule, ThresholdSource};
 use serde::{Deserialize, Serialize};
-
-/// How an image's reconstruction error is measured over its 784 pixels.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Score {
-    /// Mean squared error, as the seed.
-    #[default]
-    Mse,
-    /// Mean absolute error: the robust variant, less driven by a few badly
-    /// reconstructed pixels.
-    Mae,
-}
-
-impl Score {
-    /// `MSE` or `MAE`, as text shows it.
-    pub fn name(self) -> &'static str {
-        match self {
-            Score::Mse => "MSE",
-            Score::Mae => "MAE",
-        }
-    }
-
-    /// `mse` or `mae`: the scores table's column.
-    pub fn column(self) -> &'static str {
-        match self {
-            Score::Mse => "mse",
-            Score::Mae => "mae",
-        }
-    }
-}
-
-/// How the anomaly threshold is derived from the scores.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ThresholdRule {
-    /// `k` × the mean score (the seed: k = 2 × the mean MSE).
-    MeanMultiple,
-    /// The `q`-th percentile of the scores.
-    Percentile,
-    /// mean + `k` × standard deviation of the scores.
-    MeanStd,
-    /// A fixed `value`.
-    Value,
-}
-
-/// Which split's scores the threshold is computed on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ThresholdSource {
-    /// The test split's own scores, as the seed does.
-    Test,
-    /// The training split's scores, applied to the test split.
-    Train,
-}
 
 /// `[eval]`: scoring and the anomaly threshold.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

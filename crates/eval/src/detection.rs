@@ -3,50 +3,7 @@
 //! threshold with the best F1. Pure functions; a higher score means "more
 //! anomalous", and an image is flagged when its score is above the threshold.
 
-use serde::{Deserialize, Serialize};
-
-/// Every ground-truth metric of one scored test split.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Detection {
-    /// Test images that are anomalies by the ground truth.
-    pub true_anomalies: usize,
-    /// Test images that are normal by the ground truth.
-    pub true_normal: usize,
-    /// Area under the ROC curve: the chance that a random anomaly scores
-    /// above a random normal image, ties counting one half.
-    pub auroc: f64,
-    /// Average precision (the area under the precision-recall curve as a
-    /// step function, as scikit-learn computes it).
-    pub average_precision: f64,
-    /// What the configured threshold flags.
-    pub at_threshold: Confusion,
-    /// The threshold that would have given the best F1 (chosen on the test
-    /// labels, so it is an upper bound, not a result).
-    pub best_f1: Confusion,
-}
-
-/// Counts and rates of one threshold. Precision is 0 when nothing is flagged.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Confusion {
-    /// An image is flagged when its score is above this.
-    pub threshold: f64,
-    /// Anomalies flagged.
-    pub true_positives: usize,
-    /// Normal images flagged.
-    pub false_positives: usize,
-    /// Normal images not flagged.
-    pub true_negatives: usize,
-    /// Anomalies not flagged.
-    pub false_negatives: usize,
-    /// `tp / (tp + fp)`.
-    pub precision: f64,
-    /// `tp / (tp + fn)`.
-    pub recall: f64,
-    /// `2 tp / (2 tp + fp + fn)`.
-    pub f1: f64,
-}
+use ae_store::{Confusion, Detection, OperatingPoint, RocCurve};
 
 /// The ground truth has only one class, so ranking metrics are undefined.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -81,6 +38,13 @@ pub fn auroc(scores: &[f32], truth: &[bool]) -> Result<f64, OneClass> {
 /// Average precision of `scores` against `truth`.
 pub fn average_precision(scores: &[f32], truth: &[bool]) -> Result<f64, OneClass> {
     Ranked::new(scores, truth).map(|r| r.average_precision())
+}
+
+/// The operating points as the threshold falls through the distinct scores
+/// (the ROC and precision-recall curves); empty when the ground truth has
+/// only one class.
+pub fn roc_curve(scores: &[f32], truth: &[bool]) -> RocCurve {
+    Ranked::new(scores, truth).map_or_else(|_| RocCurve::default(), |r| r.curve())
 }
 
 /// The counts when images scoring above `threshold` are flagged.
@@ -174,6 +138,26 @@ impl Ranked {
         ap
     }
 
+    /// One operating point after each group of equal scores.
+    fn curve(&self) -> RocCurve {
+        let (mut tp, mut fp) = (0usize, 0usize);
+        let points = self
+            .groups
+            .iter()
+            .map(|&(score, pos, neg)| {
+                tp += pos;
+                fp += neg;
+                OperatingPoint {
+                    score: f64::from(score),
+                    false_positive_rate: fp as f64 / self.negatives as f64,
+                    true_positive_rate: tp as f64 / self.positives as f64,
+                    precision: tp as f64 / (tp + fp) as f64,
+                }
+            })
+            .collect();
+        RocCurve { points }
+    }
+
     /// The cut between distinct scores with the highest F1 (the highest
     /// threshold among equals), as a threshold halfway between them.
     fn best_f1(&self, scores: &[f32], truth: &[bool]) -> Confusion {
@@ -237,6 +221,25 @@ mod tests {
             1.0
         );
         assert_eq!(auroc(&scores, &[T, T, F, F]).expect("defined"), 0.0);
+    }
+
+    #[test]
+    fn the_curve_steps_through_tied_groups() {
+        let curve = roc_curve(&[1.0, 2.0, 2.0, 3.0], &[F, T, F, T]);
+        let points: Vec<(f64, f64, f64, f64)> = curve
+            .points
+            .iter()
+            .map(|p| (p.score, p.false_positive_rate, p.true_positive_rate, p.precision))
+            .collect();
+        assert_eq!(
+            points,
+            vec![
+                (3.0, 0.0, 0.5, 1.0),
+                (2.0, 0.5, 1.0, 2.0 / 3.0),
+                (1.0, 1.0, 1.0, 0.5)
+            ]
+        );
+        assert_eq!(roc_curve(&[1.0], &[T]), RocCurve::default());
     }
 
     #[test]

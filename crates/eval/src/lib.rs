@@ -4,32 +4,33 @@
 //! Reads [`files::TEST_SPLIT`] and [`files::DECODED`] (and, when the
 //! threshold comes from the training split, [`files::TRAIN_SPLIT`] and
 //! [`files::TRAIN_DECODED`]); writes [`files::SCORES`], a Parquet table with
-//! one row per test image (see [`columns`]), and [`files::METRICS`] (see
-//! [`Metrics`]).
+//! one row per test image ([`ae_tables::ScoresTable`]), [`files::METRICS`]
+//! ([`Metrics`]) and, when the test split has ground truth, [`files::ROC`]
+//! (the operating points the report draws).
 //!
 //! The seed's recipe by default: per-image MSE over the 784 pixels, the
 //! threshold 2 × the mean MSE of the test split, an anomaly strictly above
 //! it. Other scores in [`Score`], other rules in [`ThresholdRule`]; with
 //! ground truth in the test split, [`detection`] measures how well the
-//! scores find the true anomalies. The maths lives in [`scores`] and
-//! [`detection`], which do no I/O.
+//! scores find the true anomalies. The maths lives in [`scores`],
+//! [`metrics`] and [`detection`], which do no I/O.
 
 mod config;
 pub mod detection;
-mod frame;
-mod metrics;
+pub mod metrics;
 pub mod scores;
 
 use std::path::PathBuf;
 
-use ae_store::{RunDir, StoreError, files};
+use ae_store::{
+    Env, Input, Metrics, PipelineStage, RunDir, StageOutcome, StoreError, files,
+};
+use ae_tables::{ScoresTable, TableError};
+use serde_json::json;
 
-pub use config::{EvalConfig, Score, ThresholdRule, ThresholdSource};
-pub use detection::{Confusion, Detection, OneClass};
-pub use frame::{columns, read_parquet, scores_frame, write_parquet};
-pub use metrics::{LabelCounts, Metrics, TOP};
-pub use polars;
-pub use scores::Summary;
+pub use ae_store::{Score, ThresholdRule, ThresholdSource};
+pub use config::EvalConfig;
+pub use detection::OneClass;
 
 /// Why evaluation failed.
 #[derive(Debug, thiserror::Error)]
@@ -37,15 +38,9 @@ pub enum EvalError {
     /// An input could not be read or an output written.
     #[error(transparent)]
     Store(#[from] StoreError),
-    /// polars could not build, write or read the scores table.
-    #[error("cannot write or read the scores table {}", path.display())]
-    Polars {
-        /// The Parquet file.
-        path: PathBuf,
-        /// What polars reported.
-        #[source]
-        source: polars::error::PolarsError,
-    },
+    /// The scores table could not be written.
+    #[error(transparent)]
+    Table(#[from] TableError),
     /// The reconstructions do not match the split.
     #[error(
         "{} holds {reconstructions} images but {} holds {originals}; rerun the infer stage",
@@ -64,40 +59,101 @@ pub enum EvalError {
     },
 }
 
-/// What the eval stage wrote.
+/// The eval stage, for the runner.
+#[derive(Debug, Clone, Copy)]
+pub struct EvalStage;
+
+/// What the eval stage reads of the experiment config.
 #[derive(Debug, Clone, PartialEq)]
-pub struct EvalArtifacts {
-    /// The files written, relative to the run directory.
-    pub outputs: Vec<&'static str>,
+pub struct StageConfig {
+    /// `[eval]`.
+    pub eval: EvalConfig,
+    /// Whether the test split says which images are anomalies (the data
+    /// config decides): then the stage also writes [`files::ROC`].
+    pub ground_truth: bool,
+}
+
+/// What the eval stage found.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EvalOutcome {
     /// What `metrics.json` holds.
     pub metrics: Metrics,
 }
 
-/// The files the eval stage reads for `cfg`, relative to the run directory.
-pub fn inputs(cfg: &EvalConfig) -> Vec<&'static str> {
-    let mut inputs = vec![files::TEST_SPLIT, files::DECODED];
-    if cfg.source == ThresholdSource::Train {
-        inputs.extend([files::TRAIN_SPLIT, files::TRAIN_DECODED]);
+impl StageOutcome for EvalOutcome {
+    fn result_lines(&self) -> Vec<String> {
+        let found = metrics::found_line(&self.metrics);
+        std::iter::once(found)
+            .chain(metrics::detection_line(&self.metrics))
+            .collect()
     }
-    inputs
 }
 
-/// Runs the eval stage in `run`.
-pub fn run(cfg: &EvalConfig, run: &RunDir) -> Result<EvalArtifacts, EvalError> {
+impl PipelineStage for EvalStage {
+    const NAME: &'static str = "eval";
+    type Config = StageConfig;
+    type Outcome = EvalOutcome;
+    type Error = EvalError;
+
+    fn inputs(cfg: &StageConfig, _env: &Env) -> Vec<Input> {
+        let mut inputs = vec![files::TEST_SPLIT, files::DECODED];
+        if cfg.eval.source == ThresholdSource::Train {
+            inputs.extend([files::TRAIN_SPLIT, files::TRAIN_DECODED]);
+        }
+        inputs.into_iter().map(|f| Input::Run(f.into())).collect()
+    }
+
+    fn outputs(cfg: &StageConfig) -> Vec<String> {
+        let mut outputs = vec![files::SCORES, files::METRICS];
+        if cfg.ground_truth {
+            outputs.push(files::ROC);
+        }
+        outputs.into_iter().map(String::from).collect()
+    }
+
+    fn params(cfg: &StageConfig) -> serde_json::Value {
+        let StageConfig {
+            eval:
+                EvalConfig {
+                    score,
+                    rule,
+                    k,
+                    q,
+                    value,
+                    source,
+                },
+            // Out: it follows from the data config, whose effect on the test
+            // split (its `is_outlier` tensor) is in the input's digest.
+            ground_truth: _,
+        } = cfg;
+        json!({"eval": {
+            "score": score, "rule": rule, "k": k, "q": q, "value": value, "source": source,
+        }})
+    }
+
+    fn run(cfg: &StageConfig, _env: &Env, run: &RunDir) -> Result<EvalOutcome, EvalError> {
+        let metrics = evaluate(cfg, run)?;
+        Ok(EvalOutcome { metrics })
+    }
+}
+
+/// Scores the test split, sets the threshold and writes every output.
+fn evaluate(cfg: &StageConfig, run: &RunDir) -> Result<Metrics, EvalError> {
+    let eval = &cfg.eval;
     let test = ae_store::read_split(&run.path(files::TEST_SPLIT))?;
     let scores = score_split(
-        cfg.score,
+        eval.score,
         run,
         files::TEST_SPLIT,
         &test.images,
         files::DECODED,
     )?;
-    let source_scores = match cfg.source {
+    let source_scores = match eval.source {
         ThresholdSource::Test => scores.clone(),
         ThresholdSource::Train => {
             let train = ae_store::read_split(&run.path(files::TRAIN_SPLIT))?;
             score_split(
-                cfg.score,
+                eval.score,
                 run,
                 files::TRAIN_SPLIT,
                 &train.images,
@@ -105,11 +161,11 @@ pub fn run(cfg: &EvalConfig, run: &RunDir) -> Result<EvalArtifacts, EvalError> {
             )?
         }
     };
-    let threshold = scores::threshold(cfg, &source_scores);
+    let threshold = scores::threshold(eval, &source_scores);
     let flags = scores::flag(&scores, threshold);
-    let source_summary = Summary::of(&source_scores).expect("a split has images");
-    let mut metrics = Metrics::new(
-        cfg,
+    let source_summary = scores::summarize(&source_scores).expect("a split has images");
+    let mut metrics = metrics::compute(
+        eval,
         threshold,
         source_summary,
         &scores,
@@ -122,29 +178,23 @@ pub fn run(cfg: &EvalConfig, run: &RunDir) -> Result<EvalArtifacts, EvalError> {
             Err(one_class) => tracing::warn!("no detection metrics: {one_class}"),
         }
     }
-
-    let scores_path = run.path(files::SCORES);
-    let mut frame = scores_frame(
-        &test.labels,
-        cfg.score,
-        &scores,
-        &flags,
-        test.is_outlier.as_deref(),
-    )
-    .map_err(|source| EvalError::Polars {
-        path: scores_path.clone(),
-        source,
-    })?;
-    write_parquet(&scores_path, &mut frame)?;
-    let json = serde_json::to_vec_pretty(&metrics).expect("metrics serialize to JSON");
-    ae_store::write_atomic(&run.path(files::METRICS), |out| {
-        out.write_all(&json)?;
-        out.write_all(b"\n")
-    })?;
-    Ok(EvalArtifacts {
-        outputs: vec![files::SCORES, files::METRICS],
-        metrics,
-    })
+    if cfg.ground_truth {
+        let curve = match &test.is_outlier {
+            Some(truth) => detection::roc_curve(&scores, truth),
+            None => ae_store::RocCurve::default(),
+        };
+        curve.save(&run.path(files::ROC))?;
+    }
+    let table = ScoresTable {
+        score: eval.score,
+        labels: test.labels,
+        values: scores,
+        is_anomaly: flags,
+        is_outlier: test.is_outlier,
+    };
+    table.write(&run.path(files::SCORES))?;
+    metrics.save(&run.path(files::METRICS))?;
+    Ok(metrics)
 }
 
 /// Per-image scores of a split's images against their reconstructions file.

@@ -1,165 +1,108 @@
-//! `eval/metrics.json`: the threshold and what it flags, overall and per label.
+//! The contents of `eval/metrics.json` ([`Metrics`], defined in `ae-store`):
+//! the threshold and what it flags, overall and per label, and the lines
+//! that say so.
 
-use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
 
-use crate::detection::Detection;
-use crate::scores::Summary;
-use crate::{EvalConfig, Score, ThresholdRule, ThresholdSource};
+use ae_store::{LabelCounts, Metrics, Summary, TOP_INDICES, ThresholdRule};
 
-/// How many of the highest-scoring images `metrics.json` lists.
-pub const TOP: usize = 20;
+use crate::EvalConfig;
+use crate::scores::summarize;
 
-/// Everything `eval/metrics.json` holds.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Metrics {
-    /// How each image was scored: `mse` or `mae`.
-    pub score: Score,
-    /// The threshold rule.
-    pub rule: ThresholdRule,
-    /// The rule's parameter: `k` for `mean_multiple` and `mean_std`, `q` for
-    /// `percentile`, the value itself for `value`.
-    pub parameter: f64,
-    /// Which split's scores set the threshold.
-    pub source: ThresholdSource,
-    /// The threshold: an image is an anomaly when its score is above it.
-    pub threshold: f64,
-    /// Summary of the scores the threshold was computed on (the training
-    /// split's when `source = "train"`; otherwise the same as `mse`).
-    pub source_scores: Summary,
-    /// Test images scored.
-    pub images: usize,
-    /// Summary of the test images' scores.
-    pub scores: Summary,
-    /// Test images above the threshold.
-    pub anomalies: usize,
-    /// `anomalies / images`.
-    pub anomaly_rate: f64,
-    /// The same counts for each label.
-    pub per_label: Vec<LabelCounts>,
-    /// Indices into the test split of the highest scores, highest first.
-    pub top_indices: Vec<u32>,
-    /// How well the scores find the true anomalies, when the test split
-    /// has ground truth with both classes.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub detection: Option<Detection>,
-}
-
-/// Anomaly counts for one label.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct LabelCounts {
-    /// The class.
-    pub label: u8,
-    /// Test images with this label.
-    pub images: usize,
-    /// How many of them are anomalies.
-    pub anomalies: usize,
-    /// `anomalies / images`.
-    pub anomaly_rate: f64,
-}
-
-impl Metrics {
-    /// Metrics of test `scores` (with their `labels` and anomaly `flags`)
-    /// under `threshold`, which `cfg` computed on scores summarised by `source_scores`.
-    pub fn new(
-        cfg: &EvalConfig,
-        threshold: f64,
-        source_scores: Summary,
-        scores: &[f32],
-        labels: &[u8],
-        flags: &[bool],
-    ) -> Self {
-        let anomalies = flags.iter().filter(|&&f| f).count();
-        let mut per_label: Vec<LabelCounts> = Vec::new();
-        for label in labels
-            .iter()
-            .copied()
-            .collect::<std::collections::BTreeSet<u8>>()
-        {
-            let in_label = labels.iter().zip(flags).filter(|&(&l, _)| l == label);
-            let (images, anomalies) =
-                in_label.fold((0, 0), |(n, a), (_, &f)| (n + 1, a + usize::from(f)));
-            per_label.push(LabelCounts {
-                label,
-                images,
-                anomalies,
-                anomaly_rate: anomalies as f64 / images as f64,
-            });
-        }
-        let mut order: Vec<u32> = (0..scores.len() as u32).collect();
-        order.sort_by(|&a, &b| {
-            scores[b as usize]
-                .total_cmp(&scores[a as usize])
-                .then(a.cmp(&b))
-        });
-        order.truncate(TOP);
-        Self {
-            score: cfg.score,
-            rule: cfg.rule,
-            parameter: match cfg.rule {
-                ThresholdRule::MeanMultiple | ThresholdRule::MeanStd => cfg.k,
-                ThresholdRule::Percentile => cfg.q.unwrap_or(f64::NAN),
-                ThresholdRule::Value => cfg.value.unwrap_or(f64::NAN),
-            },
-            source: cfg.source,
-            threshold,
-            source_scores,
-            images: scores.len(),
-            scores: Summary::of(scores).expect("at least one test image"),
+/// Metrics of test `scores` (with their `labels` and anomaly `flags`)
+/// under `threshold`, which `cfg` computed on scores summarised by
+/// `source_scores`. No detection metrics: the caller adds them with ground
+/// truth.
+///
+/// # Panics
+/// If there are no scores (a split has at least one image).
+pub fn compute(
+    cfg: &EvalConfig,
+    threshold: f64,
+    source_scores: Summary,
+    scores: &[f32],
+    labels: &[u8],
+    flags: &[bool],
+) -> Metrics {
+    let anomalies = flags.iter().filter(|&&f| f).count();
+    let mut per_label: Vec<LabelCounts> = Vec::new();
+    for label in labels.iter().copied().collect::<BTreeSet<u8>>() {
+        let in_label = labels.iter().zip(flags).filter(|&(&l, _)| l == label);
+        let (images, anomalies) =
+            in_label.fold((0, 0), |(n, a), (_, &f)| (n + 1, a + usize::from(f)));
+        per_label.push(LabelCounts {
+            label,
+            images,
             anomalies,
-            anomaly_rate: anomalies as f64 / scores.len() as f64,
-            per_label,
-            top_indices: order,
-            detection: None,
-        }
+            anomaly_rate: anomalies as f64 / images as f64,
+        });
     }
+    let mut order: Vec<u32> = (0..scores.len() as u32).collect();
+    order.sort_by(|&a, &b| {
+        scores[b as usize]
+            .total_cmp(&scores[a as usize])
+            .then(a.cmp(&b))
+    });
+    order.truncate(TOP_INDICES);
+    Metrics {
+        score: cfg.score,
+        rule: cfg.rule,
+        parameter: match cfg.rule {
+            ThresholdRule::MeanMultiple | ThresholdRule::MeanStd => cfg.k,
+            ThresholdRule::Percentile => cfg.q.unwrap_or(f64::NAN),
+            ThresholdRule::Value => cfg.value.unwrap_or(f64::NAN),
+        },
+        source: cfg.source,
+        threshold,
+        source_scores,
+        images: scores.len(),
+        scores: summarize(scores).expect("at least one test image"),
+        anomalies,
+        anomaly_rate: anomalies as f64 / scores.len() as f64,
+        per_label,
+        top_indices: order,
+        detection: None,
+    }
+}
 
-    /// `AUROC 0.9123, average precision 0.8765; at the threshold ...`, when
-    /// there is ground truth.
-    pub fn detection_line(&self) -> Option<String> {
-        let d = self.detection.as_ref()?;
-        let at = &d.at_threshold;
-        Some(format!(
-            "AUROC {:.4}, average precision {:.4} ({} true anomalies of {}); at the threshold: precision {:.3}, recall {:.3}, F1 {:.3} (best F1 {:.3} at {:.6})",
-            d.auroc,
-            d.average_precision,
-            d.true_anomalies,
-            d.true_anomalies + d.true_normal,
-            at.precision,
-            at.recall,
-            at.f1,
-            d.best_f1.f1,
-            d.best_f1.threshold
-        ))
-    }
+/// The seed's line, with the threshold beside it:
+/// `Found 587 anomalies! (587 of 10000 test images, 5.87 %; threshold ...)`.
+pub fn found_line(m: &Metrics) -> String {
+    let score = m.score.name();
+    let rule = match m.rule {
+        ThresholdRule::MeanMultiple => format!("{} × the mean {score}", m.parameter),
+        ThresholdRule::Percentile => format!("the {}th percentile of the {score}", m.parameter),
+        ThresholdRule::MeanStd => format!("the mean {score} + {} standard deviations", m.parameter),
+        ThresholdRule::Value => "a fixed value".to_string(),
+    };
+    format!(
+        "Found {} anomalies! ({} of {} test images, {:.2} %; threshold {:.6} = {rule} of the {} split)",
+        m.anomalies,
+        m.anomalies,
+        m.images,
+        100.0 * m.anomaly_rate,
+        m.threshold,
+        m.source.split_name()
+    )
+}
 
-    /// The seed's line, with the threshold beside it.
-    pub fn found_line(&self) -> String {
-        let score = self.score.name();
-        let rule = match self.rule {
-            ThresholdRule::MeanMultiple => format!("{} × the mean {score}", self.parameter),
-            ThresholdRule::Percentile => {
-                format!("the {}th percentile of the {score}", self.parameter)
-            }
-            ThresholdRule::MeanStd => {
-                format!("the mean {score} + {} standard deviations", self.parameter)
-            }
-            ThresholdRule::Value => "a fixed value".to_string(),
-        };
-        let source = match self.source {
-            ThresholdSource::Test => "test",
-            ThresholdSource::Train => "training",
-        };
-        format!(
-            "Found {} anomalies! ({} of {} test images, {:.2} %; threshold {:.6} = {rule} of the {source} split)",
-            self.anomalies,
-            self.anomalies,
-            self.images,
-            100.0 * self.anomaly_rate,
-            self.threshold
-        )
-    }
+/// `AUROC 0.9123, average precision 0.8765; at the threshold ...`, when
+/// there is ground truth.
+pub fn detection_line(m: &Metrics) -> Option<String> {
+    let d = m.detection.as_ref()?;
+    let at = &d.at_threshold;
+    Some(format!(
+        "AUROC {:.4}, average precision {:.4} ({} true anomalies of {}); at the threshold: precision {:.3}, recall {:.3}, F1 {:.3} (best F1 {:.3} at {:.6})",
+        d.auroc,
+        d.average_precision,
+        d.true_anomalies,
+        d.true_anomalies + d.true_normal,
+        at.precision,
+        at.recall,
+        at.f1,
+        d.best_f1.f1,
+        d.best_f1.threshold
+    ))
 }
 
 #[cfg(test)]
@@ -172,8 +115,8 @@ mod tests {
         let labels = [1, 1, 2, 2, 2];
         let flags = crate::scores::flag(&scores, 0.4);
         let cfg = EvalConfig::default();
-        let summary = Summary::of(&scores).expect("summary");
-        let m = Metrics::new(&cfg, 0.4, summary, &scores, &labels, &flags);
+        let summary = summarize(&scores).expect("summary");
+        let m = compute(&cfg, 0.4, summary, &scores, &labels, &flags);
         assert_eq!((m.images, m.anomalies), (5, 3));
         assert!((m.anomaly_rate - 0.6).abs() < 1e-12);
         assert_eq!(
@@ -196,6 +139,22 @@ mod tests {
         // Ties keep index order.
         assert_eq!(m.top_indices, vec![1, 3, 2, 4, 0]);
         assert_eq!(m.parameter, 2.0);
-        assert!(m.found_line().starts_with("Found 3 anomalies! (3 of 5 test images, 60.00 %; threshold 0.400000 = 2 × the mean MSE of the test split)"), "{}", m.found_line());
+        assert!(
+            found_line(&m).starts_with("Found 3 anomalies! (3 of 5 test images, 60.00 %; threshold 0.400000 = 2 × the mean MSE of the test split)"),
+            "{}",
+            found_line(&m)
+        );
+        assert_eq!(detection_line(&m), None);
+    }
+
+    #[test]
+    fn at_most_the_report_s_maximum_of_top_indices() {
+        let scores: Vec<f32> = (0..250).map(|i| i as f32).collect();
+        let labels = vec![0; 250];
+        let flags = vec![false; 250];
+        let summary = summarize(&scores).expect("summary");
+        let m = compute(&EvalConfig::default(), 1e9, summary, &scores, &labels, &flags);
+        assert_eq!(m.top_indices.len(), TOP_INDICES);
+        assert_eq!(m.top_indices[0], 249);
     }
 }

@@ -1,9 +1,9 @@
 //! The pure core: per-image errors, their summary, and threshold rules.
 //! No I/O here; every function is checked against hand-computed values.
 
-use ae_store::IMAGE_PIXELS;
+use ae_store::{IMAGE_PIXELS, Score, Summary, ThresholdRule};
 
-use crate::{EvalConfig, Score, ThresholdRule};
+use crate::EvalConfig;
 
 /// Each image's score under `score` (see [`per_image_mse`], [`per_image_mae`]).
 pub fn per_image(score: Score, originals: &[f32], reconstructions: &[f32]) -> Vec<f32> {
@@ -58,41 +58,27 @@ fn per_image_mean(originals: &[f32], reconstructions: &[f32], error: fn(f64) -> 
         .collect()
 }
 
-/// Mean, median, population standard deviation and maximum of the scores.
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct Summary {
-    /// Arithmetic mean.
-    pub mean: f64,
-    /// The middle value (the mean of the middle two for an even count).
-    pub median: f64,
-    /// Population standard deviation (ddof = 0, NumPy's default).
-    pub std: f64,
-    /// The largest score.
-    pub max: f64,
-}
-
-impl Summary {
-    /// The summary of `scores`; `None` when there are none.
-    pub fn of(scores: &[f32]) -> Option<Self> {
-        if scores.is_empty() {
-            return None;
-        }
-        let n = scores.len() as f64;
-        let mean = scores.iter().map(|&s| f64::from(s)).sum::<f64>() / n;
-        let var = scores
-            .iter()
-            .map(|&s| (f64::from(s) - mean).powi(2))
-            .sum::<f64>()
-            / n;
-        Some(Self {
-            mean,
-            median: percentile(scores, 50.0),
-            std: var.sqrt(),
-            max: scores
-                .iter()
-                .fold(f64::NEG_INFINITY, |m, &s| m.max(f64::from(s))),
-        })
+/// Mean, median, population standard deviation and maximum of `scores`;
+/// `None` when there are none.
+pub fn summarize(scores: &[f32]) -> Option<Summary> {
+    if scores.is_empty() {
+        return None;
     }
+    let n = scores.len() as f64;
+    let mean = scores.iter().map(|&s| f64::from(s)).sum::<f64>() / n;
+    let var = scores
+        .iter()
+        .map(|&s| (f64::from(s) - mean).powi(2))
+        .sum::<f64>()
+        / n;
+    Some(Summary {
+        mean,
+        median: percentile(scores, 50.0),
+        std: var.sqrt(),
+        max: scores
+            .iter()
+            .fold(f64::NEG_INFINITY, |m, &s| m.max(f64::from(s))),
+    })
 }
 
 /// The `q`-th percentile (0–100) with linear interpolation between the two
@@ -115,7 +101,7 @@ pub fn percentile(scores: &[f32], q: f64) -> f64 {
 /// If `scores` is empty, or the rule's parameter is missing (validation
 /// rejects both configs before this runs).
 pub fn threshold(cfg: &EvalConfig, scores: &[f32]) -> f64 {
-    let summary = Summary::of(scores).expect("scores to threshold");
+    let summary = summarize(scores).expect("scores to threshold");
     match cfg.rule {
         ThresholdRule::MeanMultiple => cfg.k * summary.mean,
         ThresholdRule::Percentile => {
@@ -163,12 +149,12 @@ mod tests {
     #[test]
     fn summary_by_hand() {
         // mean 2.5, median 2.5, population variance 1.25, max 4.
-        let s = Summary::of(&[4.0, 1.0, 3.0, 2.0]).expect("summary");
+        let s = summarize(&[4.0, 1.0, 3.0, 2.0]).expect("summary");
         assert_eq!((s.mean, s.median, s.max), (2.5, 2.5, 4.0));
         assert!((s.std - 1.25f64.sqrt()).abs() < 1e-12);
-        assert_eq!(Summary::of(&[]), None);
+        assert_eq!(summarize(&[]), None);
         assert_eq!(
-            Summary::of(&[7.0]).map(|s| (s.median, s.std)),
+            summarize(&[7.0]).map(|s| (s.median, s.std)),
             Some((7.0, 0.0))
         );
     }

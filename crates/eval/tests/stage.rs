@@ -1,10 +1,12 @@
-//! The eval stage on a small synthetic run directory.
+//! The eval stage on a small synthetic run directory, through its contract.
 
-use ae_eval::polars::prelude::*;
-use ae_eval::{EvalConfig, Metrics, ThresholdRule, ThresholdSource, read_parquet};
+use ae_eval::{EvalConfig, EvalStage, StageConfig, ThresholdRule, ThresholdSource};
 use ae_store::{
-    IMAGE_PIXELS, RunDir, TensorOut, files, split_images_tensor, write_split, write_tensors,
+    Env, IMAGE_PIXELS, Metrics, PipelineStage, RocCurve, RunDir, TensorOut, files,
+    split_images_tensor, write_images, write_split,
 };
+use ae_tables::ScoresTable;
+use ae_tables::polars::prelude::DataType;
 
 /// Writes a split of `n` images whose image i has every pixel 0.5, and
 /// reconstructions whose image i is off by `errors[i]` on every pixel (so
@@ -15,6 +17,7 @@ fn write_split_and_reconstructions(
     decoded: &str,
     errors: &[f32],
     labels: &[u8],
+    truth: Option<&[bool]>,
 ) {
     let n = errors.len();
     let images = vec![0.5f32; n * IMAGE_PIXELS];
@@ -23,29 +26,29 @@ fn write_split_and_reconstructions(
         &run.path(split),
         TensorOut::f32(name, shape, &images),
         labels,
-        None,
+        truth,
     )
     .expect("split");
     let recon: Vec<f32> = errors
         .iter()
         .flat_map(|&e| std::iter::repeat_n(0.5 + e, IMAGE_PIXELS))
         .collect();
-    write_tensors(
-        &run.path(decoded),
-        &[TensorOut::f32("images", vec![n, IMAGE_PIXELS], &recon)],
-    )
-    .expect("decoded");
+    write_images(&run.path(decoded), &recon).expect("decoded");
 }
 
-/// The values of f32 column `name`.
-fn f32_column(frame: &ae_eval::polars::prelude::DataFrame, name: &str) -> Vec<f32> {
-    frame
-        .column(name)
-        .unwrap_or_else(|_| panic!("no column {name}"))
-        .f32()
-        .expect("f32")
-        .into_no_null_iter()
-        .collect()
+fn env() -> Env {
+    Env {
+        data_root: "unused".into(),
+        threads: None,
+    }
+}
+
+fn eval(eval: EvalConfig, run: &RunDir) -> Result<Metrics, ae_eval::EvalError> {
+    let cfg = StageConfig {
+        eval,
+        ground_truth: false,
+    };
+    EvalStage::run(&cfg, &env(), run).map(|outcome| outcome.metrics)
 }
 
 #[test]
@@ -55,16 +58,24 @@ fn writes_scores_and_metrics_that_agree() {
     // MSE = e²: 0.01, 0.04, 0.01, 0.16, 0.0 → mean 0.044, threshold 0.088: only image 3.
     let errors = [0.1, 0.2, 0.1, 0.4, 0.0];
     let labels = [3, 1, 3, 7, 1];
-    write_split_and_reconstructions(&run, files::TEST_SPLIT, files::DECODED, &errors, &labels);
+    write_split_and_reconstructions(
+        &run,
+        files::TEST_SPLIT,
+        files::DECODED,
+        &errors,
+        &labels,
+        None,
+    );
 
-    let artifacts = ae_eval::run(&EvalConfig::default(), &run).expect("eval");
-    let m = &artifacts.metrics;
+    let m = eval(EvalConfig::default(), &run).expect("eval");
     assert!((m.threshold - 0.088).abs() < 1e-6, "{}", m.threshold);
     assert_eq!((m.images, m.anomalies), (5, 1));
     assert_eq!(m.top_indices, vec![3, 1, 0, 2, 4]);
 
-    let frame = read_parquet(&run.path(files::SCORES)).expect("parquet");
-    assert_eq!(frame.height(), 5);
+    let frame = ScoresTable::read(&run.path(files::SCORES))
+        .expect("scores")
+        .frame()
+        .expect("frame");
     let dtypes: Vec<(String, DataType)> = frame
         .columns()
         .iter()
@@ -79,58 +90,58 @@ fn writes_scores_and_metrics_that_agree() {
             ("is_anomaly".to_string(), DataType::Boolean),
         ]
     );
-    let index: Vec<u32> = frame
-        .column("index")
-        .expect("index")
-        .u32()
-        .expect("u32")
-        .into_no_null_iter()
-        .collect();
-    assert_eq!(index, [0, 1, 2, 3, 4]);
-    let label: Vec<u8> = frame
-        .column("label")
-        .expect("label")
-        .u8()
-        .expect("u8")
-        .into_no_null_iter()
-        .collect();
-    assert_eq!(label, labels);
-    let mse = f32_column(&frame, "mse");
-    let flags: Vec<bool> = frame
-        .column("is_anomaly")
-        .expect("flag")
-        .bool()
-        .expect("bool")
-        .iter()
-        .map(|f| f.expect("no nulls"))
-        .collect();
-    for (i, (&s, &f)) in mse.iter().zip(&flags).enumerate() {
+    let table = ScoresTable::read(&run.path(files::SCORES)).expect("scores");
+    assert_eq!(table.labels, labels);
+    for (i, (&s, &f)) in table.values.iter().zip(&table.is_anomaly).enumerate() {
         assert!((s - errors[i] * errors[i]).abs() < 1e-6, "row {i}: {s}");
         assert_eq!(f, f64::from(s) > m.threshold, "row {i}");
     }
 
-    // metrics.json holds exactly what `run` returned.
+    // metrics.json holds exactly what the stage returned.
+    assert_eq!(Metrics::load(&run.path(files::METRICS)).expect("load"), m);
     let json = std::fs::read_to_string(run.path(files::METRICS)).expect("metrics.json");
-    let written: Metrics = serde_json::from_str(&json).expect("parses");
-    assert_eq!(&written, m);
     let value: serde_json::Value = serde_json::from_str(&json).expect("json");
-    for key in [
-        "rule",
-        "parameter",
-        "source",
-        "threshold",
-        "score",
-        "scores",
-        "anomalies",
-        "anomaly_rate",
-        "per_label",
-        "top_indices",
-    ] {
-        assert!(value.get(key).is_some(), "metrics.json lacks {key}");
-    }
     assert_eq!(value["rule"], "mean_multiple");
     assert_eq!(value["per_label"][2]["label"], 7);
     assert_eq!(value["per_label"][2]["anomalies"], 1);
+    assert!(!run.path(files::ROC).exists(), "no curve without ground truth");
+}
+
+#[test]
+fn with_ground_truth_the_curve_is_written_and_the_outputs_are_as_declared() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let run = RunDir::new(dir.path());
+    let errors = [0.1, 0.2, 0.3, 0.4];
+    let truth = [false, true, false, true];
+    write_split_and_reconstructions(
+        &run,
+        files::TEST_SPLIT,
+        files::DECODED,
+        &errors,
+        &[0; 4],
+        Some(&truth),
+    );
+    let cfg = StageConfig {
+        eval: EvalConfig::default(),
+        ground_truth: true,
+    };
+    let outcome = EvalStage::run(&cfg, &env(), &run).expect("eval");
+    let detection = outcome.metrics.detection.expect("both classes");
+    // Pairs (anomaly above normal): 0.2>0.1, 0.4>0.1, 0.4>0.3 of four.
+    assert!((detection.auroc - 0.75).abs() < 1e-12);
+    let curve = RocCurve::load(&run.path(files::ROC)).expect("curve");
+    assert_eq!(curve.points.len(), 4);
+    assert_eq!(curve.points[0].true_positive_rate, 0.5);
+    let table = ScoresTable::read(&run.path(files::SCORES)).expect("scores");
+    assert_eq!(table.is_outlier.as_deref(), Some(&truth[..]));
+    for output in EvalStage::outputs(&cfg) {
+        assert!(run.path(&output).is_file(), "{output}");
+    }
+    let lines = ae_store::StageOutcome::result_lines(&ae_eval::EvalOutcome {
+        metrics: Metrics::load(&run.path(files::METRICS)).expect("metrics"),
+    });
+    assert!(lines[0].starts_with("Found "), "{lines:?}");
+    assert!(lines[1].starts_with("AUROC 0.7500"), "{lines:?}");
 }
 
 #[test]
@@ -143,6 +154,7 @@ fn a_threshold_from_the_training_split_applies_to_the_test_split() {
         files::DECODED,
         &[0.1, 0.3, 0.5],
         &[0, 1, 2],
+        None,
     );
     // Training MSEs 0.01 and 0.09: the 50th percentile is 0.05.
     write_split_and_reconstructions(
@@ -151,6 +163,7 @@ fn a_threshold_from_the_training_split_applies_to_the_test_split() {
         files::TRAIN_DECODED,
         &[0.1, 0.3],
         &[0, 1],
+        None,
     );
     let cfg = EvalConfig {
         rule: ThresholdRule::Percentile,
@@ -158,7 +171,7 @@ fn a_threshold_from_the_training_split_applies_to_the_test_split() {
         source: ThresholdSource::Train,
         ..EvalConfig::default()
     };
-    let m = ae_eval::run(&cfg, &run).expect("eval").metrics;
+    let m = eval(cfg, &run).expect("eval");
     assert!((m.threshold - 0.05).abs() < 1e-6, "{}", m.threshold);
     assert_eq!(m.anomalies, 2, "test MSEs 0.09 and 0.25 are above 0.05");
     assert!((m.source_scores.mean - 0.05).abs() < 1e-6);
@@ -174,14 +187,10 @@ fn reconstructions_of_another_size_are_an_error() {
         files::DECODED,
         &[0.1, 0.2],
         &[0, 1],
+        None,
     );
-    let recon = vec![0.0f32; 3 * IMAGE_PIXELS];
-    write_tensors(
-        &run.path(files::DECODED),
-        &[TensorOut::f32("images", vec![3, IMAGE_PIXELS], &recon)],
-    )
-    .expect("decoded");
-    let err = ae_eval::run(&EvalConfig::default(), &run)
+    write_images(&run.path(files::DECODED), &vec![0.0f32; 3 * IMAGE_PIXELS]).expect("decoded");
+    let err = eval(EvalConfig::default(), &run)
         .expect_err("mismatch")
         .to_string();
     assert!(
@@ -189,6 +198,7 @@ fn reconstructions_of_another_size_are_an_error() {
         "{err}"
     );
     assert!(err.contains("rerun the infer stage"), "{err}");
+    assert!(!run.path(files::SCORES).exists(), "nothing written");
 }
 
 #[test]
@@ -197,28 +207,34 @@ fn the_mae_score_names_its_column_and_sets_the_threshold() {
     let run = RunDir::new(dir.path());
     // MAE = |e|: 0.1, 0.2, 0.1, 0.4, 0.0 → mean 0.16, threshold 0.32: only image 3.
     let errors = [0.1, 0.2, 0.1, 0.4, 0.0];
-    write_split_and_reconstructions(&run, files::TEST_SPLIT, files::DECODED, &errors, &[0; 5]);
+    write_split_and_reconstructions(
+        &run,
+        files::TEST_SPLIT,
+        files::DECODED,
+        &errors,
+        &[0; 5],
+        None,
+    );
     let cfg = EvalConfig {
         score: ae_eval::Score::Mae,
         ..EvalConfig::default()
     };
-    let m = ae_eval::run(&cfg, &run).expect("eval").metrics;
+    let m = eval(cfg, &run).expect("eval");
     assert!((m.threshold - 0.32).abs() < 1e-6, "{}", m.threshold);
     assert_eq!(m.anomalies, 1);
-    assert!(
-        m.found_line().contains("2 × the mean MAE"),
-        "{}",
-        m.found_line()
-    );
-    let frame = read_parquet(&run.path(files::SCORES)).expect("parquet");
-    let names: Vec<String> = frame
+    let found = ae_eval::metrics::found_line(&m);
+    assert!(found.contains("2 × the mean MAE"), "{found}");
+    let table = ScoresTable::read(&run.path(files::SCORES)).expect("scores");
+    assert_eq!(table.score, ae_eval::Score::Mae);
+    let names: Vec<String> = table
+        .frame()
+        .expect("frame")
         .columns()
         .iter()
         .map(|c| c.name().to_string())
         .collect();
-    assert_eq!(names, ae_eval::columns(ae_eval::Score::Mae, false));
-    let mae = f32_column(&frame, "mae");
-    for (got, e) in mae.iter().zip(errors) {
+    assert_eq!(names, ScoresTable::columns(ae_eval::Score::Mae, false));
+    for (got, e) in table.values.iter().zip(errors) {
         assert!((got - e).abs() < 1e-6, "{got} vs {e}");
     }
 }

@@ -1,35 +1,21 @@
 //! The `infer` stage: the seed's `encoder.predict` and `decoder.predict`.
 //!
 //! Reads [`files::MODEL`] and [`files::TEST_SPLIT`]; writes
-//! [`files::ENCODED`] (`latent` f32 `[N, L]`) and [`files::DECODED`]
-//! (`images` f32 `[N, 784]`). Images go through the encoder and then the
+//! [`files::ENCODED`] (the codes, `[N, L]`) and [`files::DECODED`] (the
+//! reconstructions, `[N, 784]`). Images go through the encoder and then the
 //! decoder in batches of [`BATCH`], into two preallocated outputs. When the
 //! anomaly threshold is to come from the training split, it also writes that
 //! split's reconstructions, [`files::TRAIN_DECODED`].
 
 use ae_model::{Codec, INPUT, ModelConfig, ModelError, Params};
-use ae_store::{RunDir, StoreError, TensorOut, files, write_tensors};
+use ae_store::{
+    Env, Input, PipelineStage, RunDir, StoreError, ThresholdSource, files, write_codes,
+    write_images,
+};
+use serde_json::json;
 
 /// Images per forward pass.
 pub const BATCH: usize = 1000;
-
-/// The files the infer stage reads, relative to the run directory.
-pub fn inputs(also_train: bool) -> Vec<&'static str> {
-    let mut inputs = vec![files::MODEL, files::TEST_SPLIT];
-    if also_train {
-        inputs.push(files::TRAIN_SPLIT);
-    }
-    inputs
-}
-
-/// The files the infer stage writes, relative to the run directory.
-pub fn outputs(also_train: bool) -> Vec<&'static str> {
-    let mut outputs = vec![files::ENCODED, files::DECODED];
-    if also_train {
-        outputs.push(files::TRAIN_DECODED);
-    }
-    outputs
-}
 
 /// Why inference failed.
 #[derive(Debug, thiserror::Error)]
@@ -42,13 +28,71 @@ pub enum InferError {
     Store(#[from] StoreError),
 }
 
-/// What the infer stage wrote.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct InferArtifacts {
-    /// The files written, relative to the run directory.
-    pub outputs: Vec<&'static str>,
-    /// Images encoded and decoded.
-    pub images: usize,
+/// The infer stage, for the runner.
+#[derive(Debug, Clone, Copy)]
+pub struct InferStage;
+
+/// What the infer stage reads of the experiment config.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StageConfig {
+    /// `[model]`: the latent size the model file must have.
+    pub model: ModelConfig,
+    /// `eval.source`: with `train`, the training split is reconstructed too.
+    pub threshold_source: ThresholdSource,
+}
+
+impl StageConfig {
+    fn reconstructs_train(&self) -> bool {
+        self.threshold_source == ThresholdSource::Train
+    }
+}
+
+impl PipelineStage for InferStage {
+    const NAME: &'static str = "infer";
+    type Config = StageConfig;
+    type Outcome = ();
+    type Error = InferError;
+
+    fn inputs(cfg: &StageConfig, _env: &Env) -> Vec<Input> {
+        let mut inputs = vec![files::MODEL, files::TEST_SPLIT];
+        if cfg.reconstructs_train() {
+            inputs.push(files::TRAIN_SPLIT);
+        }
+        inputs.into_iter().map(|f| Input::Run(f.into())).collect()
+    }
+
+    fn outputs(cfg: &StageConfig) -> Vec<String> {
+        let mut outputs = vec![files::ENCODED, files::DECODED];
+        if cfg.reconstructs_train() {
+            outputs.push(files::TRAIN_DECODED);
+        }
+        outputs.into_iter().map(String::from).collect()
+    }
+
+    fn params(cfg: &StageConfig) -> serde_json::Value {
+        let StageConfig {
+            model: ModelConfig { latent },
+            threshold_source,
+        } = cfg;
+        json!({"model": {"latent": latent}, "eval": {"source": threshold_source}})
+    }
+
+    fn run(cfg: &StageConfig, _env: &Env, run: &RunDir) -> Result<(), InferError> {
+        let params = Params::load(&run.path(files::MODEL), cfg.model.latent)?;
+        let codec = Codec::new(&params)?;
+        let test = ae_store::read_split(&run.path(files::TEST_SPLIT))?;
+        let out = reconstruct(&codec, &test.images);
+        write_codes(&run.path(files::ENCODED), params.latent(), &out.codes)?;
+        write_images(&run.path(files::DECODED), &out.images)?;
+        tracing::info!("encoded and decoded {} test images", test.len());
+        if cfg.reconstructs_train() {
+            let train = ae_store::read_split(&run.path(files::TRAIN_SPLIT))?;
+            let out = reconstruct(&codec, &train.images);
+            write_images(&run.path(files::TRAIN_DECODED), &out.images)?;
+            tracing::info!("decoded {} training images for the threshold", train.len());
+        }
+        Ok(())
+    }
 }
 
 /// The codes and reconstructions of a set of images.
@@ -73,49 +117,6 @@ pub fn reconstruct(codec: &Codec, images: &[f32]) -> Reconstruction {
         out.codes.extend_from_slice(&codes);
     }
     out
-}
-
-/// Runs the infer stage in `run`; `also_train` reconstructs the training split too.
-pub fn run(
-    model: &ModelConfig,
-    run: &RunDir,
-    also_train: bool,
-) -> Result<InferArtifacts, InferError> {
-    let params = Params::load(&run.path(files::MODEL), model.latent)?;
-    let test = ae_store::read_split(&run.path(files::TEST_SPLIT))?;
-    let codec = Codec::new(&params)?;
-    let n = test.len();
-    let out = reconstruct(&codec, &test.images);
-    write_tensors(
-        &run.path(files::ENCODED),
-        &[TensorOut::f32(
-            "latent",
-            vec![n, params.latent()],
-            &out.codes,
-        )],
-    )?;
-    write_tensors(
-        &run.path(files::DECODED),
-        &[TensorOut::f32("images", vec![n, INPUT], &out.images)],
-    )?;
-    tracing::info!("encoded and decoded {n} test images");
-    if also_train {
-        let train = ae_store::read_split(&run.path(files::TRAIN_SPLIT))?;
-        let out = reconstruct(&codec, &train.images);
-        write_tensors(
-            &run.path(files::TRAIN_DECODED),
-            &[TensorOut::f32(
-                "images",
-                vec![train.len(), INPUT],
-                &out.images,
-            )],
-        )?;
-        tracing::info!("decoded {} training images for the threshold", train.len());
-    }
-    Ok(InferArtifacts {
-        outputs: outputs(also_train),
-        images: n,
-    })
 }
 
 #[cfg(test)]

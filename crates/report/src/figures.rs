@@ -1,178 +1,19 @@
-//! The report's figures, each a [`Figure`] over borrowed inputs.
+//! The report's five figures of every run, each a [`Figure`] over borrowed
+//! inputs, drawn with the toolkit in [`crate::chart`].
 
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use crate::inputs::{LabelView, ReportInputs};
+use crate::chart::{
+    BLUE, Bins, DrawResult, FONT, ORANGE, category_label, draw_legend, draw_threshold,
+    score_chart, text, whole_numbers_only,
+};
+use ae_store::{History, LabelCounts};
+
+use crate::inputs::ReportInputs;
 use crate::render::{Figure, draw_digit};
 
-pub(crate) const FONT: &str = "sans-serif";
-const TRAIN_COLOR: RGBColor = RGBColor(31, 119, 180);
-const VAL_COLOR: RGBColor = RGBColor(255, 127, 14);
-pub(crate) const THRESHOLD_COLOR: RGBColor = RGBColor(214, 39, 40);
-const BAR_COLOR: RGBColor = RGBColor(31, 119, 180);
 const SIDE: i32 = ae_store::IMAGE_SIDE as i32;
-
-pub(crate) type DrawResult<DB> =
-    Result<(), DrawingAreaErrorKind<<DB as DrawingBackend>::ErrorType>>;
-
-fn text<DB: DrawingBackend>(
-    area: &DrawingArea<DB, Shift>,
-    s: &str,
-    at: (i32, i32),
-    size: f64,
-) -> DrawResult<DB> {
-    area.draw(&Text::new(
-        s.to_string(),
-        at,
-        (FONT, size).into_font().color(&BLACK),
-    ))
-}
-
-/// The legend box in the upper right, the same on every chart.
-pub(crate) fn draw_legend<'a, DB: DrawingBackend + 'a, CT: CoordTranslate>(
-    chart: &mut ChartContext<'a, DB, CT>,
-) -> DrawResult<DB> {
-    draw_legend_at(chart, SeriesLabelPosition::UpperRight)
-}
-
-/// The legend box at `position`.
-pub(crate) fn draw_legend_at<'a, DB: DrawingBackend + 'a, CT: CoordTranslate>(
-    chart: &mut ChartContext<'a, DB, CT>,
-    position: SeriesLabelPosition,
-) -> DrawResult<DB> {
-    chart
-        .configure_series_labels()
-        .label_font((FONT, 16))
-        .background_style(WHITE.mix(0.9))
-        .border_style(BLACK.mix(0.4))
-        .position(position)
-        .draw()
-}
-
-/// The charts' coordinates: f64 on both axes.
-pub(crate) type Coords =
-    Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>;
-
-/// The bins of a histogram of scores, wide enough to show the threshold too.
-pub(crate) struct Bins {
-    /// The right end of the x axis.
-    pub max: f64,
-    /// The width of one bin.
-    pub width: f64,
-}
-
-impl Bins {
-    /// How many bins every score histogram has.
-    pub const COUNT: usize = 80;
-
-    /// Bins covering `scores` and `threshold`.
-    pub fn covering(scores: &[f32], threshold: f64) -> Self {
-        let max = scores.iter().fold(threshold, |m, &s| m.max(f64::from(s))) * 1.02;
-        Self {
-            max,
-            width: max / Self::COUNT as f64,
-        }
-    }
-
-    /// The bin of `score`.
-    pub fn of(&self, score: f32) -> usize {
-        ((f64::from(score) / self.width) as usize).min(Self::COUNT - 1)
-    }
-}
-
-/// One axis of a [`labelled_chart`]: its description, range and the
-/// decimals of its tick labels.
-pub(crate) struct Axis<'s> {
-    pub desc: &'s str,
-    pub range: std::ops::Range<f64>,
-    pub digits: usize,
-}
-
-/// A captioned chart with described, labelled axes, in the report's style.
-pub(crate) fn labelled_chart<'a, DB: DrawingBackend>(
-    root: &'a DrawingArea<DB, Shift>,
-    caption: &str,
-    x: Axis<'_>,
-    y: Axis<'_>,
-) -> Result<ChartContext<'a, DB, Coords>, DrawingAreaErrorKind<DB::ErrorType>> {
-    let mut chart = ChartBuilder::on(root)
-        .caption(caption, (FONT, 22))
-        .margin(16)
-        .x_label_area_size(48)
-        .y_label_area_size(70)
-        .build_cartesian_2d(x.range, y.range)?;
-    let (x_digits, y_digits) = (x.digits, y.digits);
-    chart
-        .configure_mesh()
-        .x_desc(x.desc)
-        .y_desc(y.desc)
-        .label_style((FONT, 15))
-        .axis_desc_style((FONT, 17))
-        .x_label_formatter(&|v| format!("{v:.x_digits$}"))
-        .y_label_formatter(&|v| format!("{v:.y_digits$}"))
-        .draw()?;
-    Ok(chart)
-}
-
-/// A chart with the score along x (up to `bins.max`) and `y_desc` up to `top`.
-pub(crate) fn score_chart<'a, DB: DrawingBackend>(
-    root: &'a DrawingArea<DB, Shift>,
-    caption: &str,
-    score_name: &str,
-    y_desc: &str,
-    bins: &Bins,
-    top: f64,
-) -> Result<ChartContext<'a, DB, Coords>, DrawingAreaErrorKind<DB::ErrorType>> {
-    let x_desc = format!("Reconstruction {score_name}");
-    let x = Axis {
-        desc: &x_desc,
-        range: 0.0..bins.max,
-        digits: 3,
-    };
-    let y = Axis {
-        desc: y_desc,
-        range: 0.0..top,
-        digits: 0,
-    };
-    labelled_chart(root, caption, x, y)
-}
-
-/// The threshold as a vertical line up to `top`, with its legend entry.
-pub(crate) fn draw_threshold<'a, DB: DrawingBackend + 'a>(
-    chart: &mut ChartContext<'a, DB, Coords>,
-    threshold: f64,
-    top: f64,
-) -> DrawResult<DB> {
-    chart
-        .draw_series(LineSeries::new(
-            [(threshold, 0.0), (threshold, top)],
-            THRESHOLD_COLOR.stroke_width(3),
-        ))?
-        .label(format!("threshold {threshold:.4}"))
-        .legend(|(x, y)| PathElement::new([(x, y), (x + 24, y)], THRESHOLD_COLOR.stroke_width(3)));
-    Ok(())
-}
-
-/// The name of category `v` on an axis of categories at 0, 1, 2, ...;
-/// blank between them.
-pub(crate) fn category_label(names: &[String], v: f64) -> String {
-    let i = v.round();
-    if (v - i).abs() < 1e-6 && i >= 0.0 {
-        names.get(i as usize).cloned().unwrap_or_default()
-    } else {
-        String::new()
-    }
-}
-
-/// Axis labels at whole numbers only (epochs), blank elsewhere.
-pub(crate) fn whole_numbers_only(v: &f64) -> String {
-    if (v - v.round()).abs() < 1e-9 {
-        format!("{v:.0}")
-    } else {
-        String::new()
-    }
-}
 
 /// One test image shown in a figure.
 #[derive(Debug, Clone, Copy)]
@@ -272,8 +113,8 @@ impl Figure for Reconstructions<'_> {
 
 /// Training and validation loss per epoch.
 pub struct LossCurves<'a> {
-    /// (epoch, loss, val_loss).
-    pub history: &'a [(u32, f64, f64)],
+    /// `train/history.csv`.
+    pub history: &'a History,
 }
 
 impl Figure for LossCurves<'_> {
@@ -282,8 +123,9 @@ impl Figure for LossCurves<'_> {
     }
 
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult<DB> {
-        let epochs = self.history.len().max(1) as f64;
-        let values = self.history.iter().flat_map(|&(_, l, v)| [l, v]);
+        let epochs = &self.history.epochs;
+        let n_epochs = epochs.len().max(1) as f64;
+        let values = epochs.iter().flat_map(|e| [e.loss, e.val_loss]);
         let (lo, hi) = values.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
             (lo.min(v), hi.max(v))
         });
@@ -297,7 +139,7 @@ impl Figure for LossCurves<'_> {
             .margin(16)
             .x_label_area_size(48)
             .y_label_area_size(80)
-            .build_cartesian_2d(0.5..epochs + 0.5, lo..hi)?;
+            .build_cartesian_2d(0.5..n_epochs + 0.5, lo..hi)?;
         chart
             .configure_mesh()
             .x_desc("Epoch")
@@ -305,23 +147,23 @@ impl Figure for LossCurves<'_> {
             .label_style((FONT, 15))
             .axis_desc_style((FONT, 17))
             .y_label_formatter(&|v| format!("{v:.4}"))
-            .x_labels(self.history.len().clamp(2, 12))
+            .x_labels(epochs.len().clamp(2, 12))
             .x_label_formatter(&whole_numbers_only)
             .draw()?;
         chart
             .draw_series(LineSeries::new(
-                self.history.iter().map(|&(e, l, _)| (f64::from(e), l)),
-                TRAIN_COLOR.stroke_width(2),
+                epochs.iter().map(|e| (f64::from(e.epoch), e.loss)),
+                BLUE.stroke_width(2),
             ))?
             .label("Training loss")
-            .legend(|(x, y)| PathElement::new([(x, y), (x + 24, y)], TRAIN_COLOR.stroke_width(2)));
+            .legend(|(x, y)| PathElement::new([(x, y), (x + 24, y)], BLUE.stroke_width(2)));
         chart
             .draw_series(LineSeries::new(
-                self.history.iter().map(|&(e, _, v)| (f64::from(e), v)),
-                VAL_COLOR.stroke_width(2),
+                epochs.iter().map(|e| (f64::from(e.epoch), e.val_loss)),
+                ORANGE.stroke_width(2),
             ))?
             .label("Validation loss")
-            .legend(|(x, y)| PathElement::new([(x, y), (x + 24, y)], VAL_COLOR.stroke_width(2)));
+            .legend(|(x, y)| PathElement::new([(x, y), (x + 24, y)], ORANGE.stroke_width(2)));
         draw_legend(&mut chart)
     }
 }
@@ -360,7 +202,7 @@ impl Figure for MseHistogram<'_> {
             let x0 = i as f64 * bins.width;
             Rectangle::new(
                 [(x0, 0.0), (x0 + bins.width * 0.92, c as f64)],
-                BAR_COLOR.mix(0.8).filled(),
+                BLUE.mix(0.8).filled(),
             )
         }))?;
         draw_threshold(&mut chart, self.threshold, top)?;
@@ -383,15 +225,18 @@ impl<'a> TopAnomalies<'a> {
     const CELL_H: i32 = SIDE * Self::SCALE + 44;
     const TOP: i32 = 44;
 
-    /// The `n` highest scores, highest first (ties by index).
+    /// The `n` highest scores, highest first (ties by index), as the eval
+    /// stage ranked them in `metrics.json`.
     pub fn highest(inputs: &'a ReportInputs, n: usize) -> Self {
-        let mut order: Vec<usize> = (0..inputs.scores.values.len()).collect();
-        let scores = &inputs.scores.values;
-        order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]).then(a.cmp(&b)));
-        order.truncate(n);
         Self {
-            entries: order.into_iter().map(|i| Shown::of(inputs, i)).collect(),
-            score_column: inputs.metrics.score.clone(),
+            entries: inputs
+                .metrics
+                .top_indices
+                .iter()
+                .take(n)
+                .map(|&i| Shown::of(inputs, i as usize))
+                .collect(),
+            score_column: inputs.metrics.score.column().to_string(),
         }
     }
 }
@@ -443,7 +288,7 @@ impl Figure for TopAnomalies<'_> {
 /// The share of each label's test images that are anomalies.
 pub struct AnomalyRateByLabel<'a> {
     /// Counts per label.
-    pub per_label: &'a [LabelView],
+    pub per_label: &'a [LabelCounts],
     /// The threshold, for the caption.
     pub threshold: f64,
 }
@@ -498,7 +343,7 @@ impl Figure for AnomalyRateByLabel<'_> {
             let x = i as f64;
             Rectangle::new(
                 [(x - 0.35, 0.0), (x + 0.35, 100.0 * l.anomaly_rate)],
-                BAR_COLOR.filled(),
+                BLUE.filled(),
             )
         }))?;
         // With many labels (outliers add 10–19) only the count fits over a bar.

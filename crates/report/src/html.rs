@@ -21,7 +21,7 @@ pub const FIGURES: [(&str, &str); 5] = [
 ];
 
 /// The page, linking the figures as `<stem>.<extension>`.
-pub fn page(inputs: &ReportInputs, run_name: &str, extension: &str) -> String {
+pub(crate) fn page(inputs: &ReportInputs, run_name: &str, extension: &str) -> String {
     let m = &inputs.metrics;
     let last = inputs.history.last();
     let mut rows = String::new();
@@ -46,20 +46,26 @@ pub fn page(inputs: &ReportInputs, run_name: &str, extension: &str) -> String {
         "Threshold",
         format!(
             "{:.6} ({} with {} on the {} split)",
-            m.threshold, m.rule, m.parameter, m.source
+            m.threshold,
+            m.rule.name(),
+            m.parameter,
+            m.source.name()
         ),
     );
     row(
-        &format!("Test {}", m.score.to_uppercase()),
+        &format!("Test {}", m.score.name()),
         format!(
             "mean {:.6}, median {:.6}, std {:.6}, max {:.6}",
             m.scores.mean, m.scores.median, m.scores.std, m.scores.max
         ),
     );
-    if let Some(&(epoch, loss, val_loss)) = last {
+    if let Some(last) = last {
         row(
             "Final loss",
-            format!("{loss:.6} (validation {val_loss:.6}) after {epoch} epochs"),
+            format!(
+                "{:.6} (validation {:.6}) after {} epochs",
+                last.loss, last.val_loss, last.epoch
+            ),
         );
     }
     if let Some(d) = &m.detection {
@@ -108,7 +114,7 @@ pub fn page(inputs: &ReportInputs, run_name: &str, extension: &str) -> String {
         );
     }
     let mut figures = String::new();
-    let truth: &[(&str, &str)] = if inputs.test.is_outlier.is_some() {
+    let truth: &[(&str, &str)] = if inputs.roc.is_some() {
         &crate::TRUTH_FIGURES
     } else {
         &[]

@@ -1,36 +1,43 @@
 //! The `report` stage: figures a person would rather look at, and a page
-//! that shows them with the key numbers.
+//! that shows them with the key numbers; and the summary of a sweep.
 //!
-//! Reads the test split, `infer/decoded.safetensors`, `eval/scores.parquet`
-//! (with polars), `eval/metrics.json`, `train/history.csv` and the resolved
-//! `config.toml`; writes into `report/`: `reconstructions`, `loss`,
-//! `mse_hist`, `top_anomalies` and `anomaly_rate_by_label` as PNG or SVG,
-//! and `index.html`, which opens from disk with the figures beside it.
+//! Reads the test split, `infer/decoded.safetensors`, `eval/scores.parquet`,
+//! `eval/metrics.json` (and `eval/roc.csv` with ground truth),
+//! `train/history.csv` and the resolved `config.toml`, each through its one
+//! reader; writes into `report/`: `reconstructions`, `loss`, `mse_hist`,
+//! `top_anomalies` and `anomaly_rate_by_label` as PNG or SVG (with ground
+//! truth also `roc`, `precision_recall` and `score_distributions`), and
+//! `index.html`, which opens from disk with the figures beside it.
+//!
+//! [`sweep`] is `ae sweep`'s summary: the statistics over points, the
+//! tables (Parquet, CSV, Markdown) and the figures.
 //!
 //! Text renders with a font compiled into the binary (DejaVu Sans, see
 //! `assets/`), so a machine without font libraries draws the same figures.
 
+mod chart;
 mod config;
 mod figures;
 mod html;
 mod inputs;
 mod render;
-mod sweep;
+pub mod sweep;
 mod truth;
 
 use std::path::PathBuf;
 
-use ae_store::{RunDir, StoreError, files};
+use ae_store::{Env, Input, PipelineStage, RunDir, StageOutcome, StoreError, files};
+use ae_tables::TableError;
+use serde_json::json;
 
 pub use config::{FigureFormat, ReportConfig};
 pub use figures::{
     AnomalyRateByLabel, LossCurves, MseHistogram, Reconstructions, Shown, TopAnomalies,
 };
 pub use html::FIGURES;
-pub use inputs::{INPUTS, ReportInputs};
+pub use inputs::ReportInputs;
 pub use render::{Figure, render};
-pub use sweep::{SweepCurves, SweepMetric};
-pub use truth::{PrecisionRecall, RocCurve, ScoreDistributions, TRUTH_FIGURES, operating_points};
+pub use truth::{PrecisionRecall, Roc, ScoreDistributions, TRUTH_FIGURES};
 
 /// Why the report could not be made.
 #[derive(Debug, thiserror::Error)]
@@ -38,62 +45,129 @@ pub enum ReportError {
     /// An input could not be read or an output written.
     #[error(transparent)]
     Store(#[from] StoreError),
-    /// An input is not what its stage writes.
-    #[error("{} cannot be used for the report: {message}", path.display())]
-    Input {
-        /// The file.
+    /// The scores table could not be read, or a summary table written.
+    #[error(transparent)]
+    Table(#[from] TableError),
+    /// The inputs do not describe the same test images.
+    #[error("{} cannot be used for the report: {problem}", path.display())]
+    Disagree {
+        /// The file that disagrees with the test split.
         path: PathBuf,
-        /// What is wrong with it.
-        message: String,
+        /// How.
+        problem: String,
     },
-    /// plotters could not draw a figure.
-    #[error("cannot draw {}: {message}", path.display())]
+    /// plotters could not draw a figure, or it could not be encoded.
+    #[error("cannot draw {}", path.display())]
     Draw {
         /// The figure's file.
         path: PathBuf,
-        /// What plotters reported.
-        message: String,
+        /// What plotters or the PNG encoder reported.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
 }
 
-/// What the report stage wrote.
+/// The report stage, for the runner.
+#[derive(Debug, Clone, Copy)]
+pub struct ReportStage;
+
+/// What the report stage reads of the experiment config.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StageConfig {
+    /// `[report]`.
+    pub report: ReportConfig,
+    /// The experiment's name, the page's title.
+    pub name: String,
+    /// Whether the test split says which images are anomalies (the data
+    /// config decides): then the ground-truth figures are drawn too.
+    pub ground_truth: bool,
+}
+
+/// Where the report is.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ReportArtifacts {
-    /// The files written, relative to the run directory.
-    pub outputs: Vec<String>,
+pub struct ReportOutcome {
     /// The page.
     pub index: PathBuf,
 }
 
-/// The files the report stage writes for `cfg`, relative to the run
-/// directory; `ground_truth` when the test split says which images are anomalies.
-pub fn outputs(cfg: &ReportConfig, ground_truth: bool) -> Vec<String> {
-    let truth: &[(&str, &str)] = if ground_truth { &TRUTH_FIGURES } else { &[] };
-    FIGURES
-        .iter()
-        .chain(truth)
-        .map(|(stem, _)| format!("{}/{stem}.{}", files::REPORT_DIR, cfg.format.extension()))
-        .chain([files::REPORT_INDEX.to_string()])
-        .collect()
+impl StageOutcome for ReportOutcome {
+    fn result_lines(&self) -> Vec<String> {
+        vec![format!("report: {}", self.index.display())]
+    }
 }
 
-/// Runs the report stage in `run`; `run_name` titles the page.
-pub fn run(
+impl PipelineStage for ReportStage {
+    const NAME: &'static str = "report";
+    type Config = StageConfig;
+    type Outcome = ReportOutcome;
+    type Error = ReportError;
+
+    fn inputs(cfg: &StageConfig, _env: &Env) -> Vec<Input> {
+        ReportInputs::files(cfg.ground_truth)
+            .into_iter()
+            .map(|f| Input::Run(f.into()))
+            .collect()
+    }
+
+    fn outputs(cfg: &StageConfig) -> Vec<String> {
+        figure_stems(cfg.ground_truth)
+            .map(|stem| figure_file(stem, cfg.report.format))
+            .chain([files::REPORT_INDEX.to_string()])
+            .collect()
+    }
+
+    fn params(cfg: &StageConfig) -> serde_json::Value {
+        let StageConfig {
+            report:
+                ReportConfig {
+                    examples,
+                    top_anomalies,
+                    format,
+                },
+            // In: it titles the page.
+            name,
+            // Out: it follows from the data config, whose effect on the test
+            // split (its `is_outlier` tensor) is in the input's digest.
+            ground_truth: _,
+        } = cfg;
+        json!({
+            "report": {"examples": examples, "top_anomalies": top_anomalies, "format": format},
+            "name": name,
+        })
+    }
+
+    fn run(cfg: &StageConfig, _env: &Env, run: &RunDir) -> Result<ReportOutcome, ReportError> {
+        let inputs = ReportInputs::read(run, cfg.ground_truth)?;
+        draw_figures(&inputs, &cfg.report, &|stem| {
+            run.path(&figure_file(stem, cfg.report.format))
+        })?;
+        let index = run.path(files::REPORT_INDEX);
+        let page = html::page(&inputs, &cfg.name, cfg.report.format.extension());
+        ae_store::write_atomic(&index, |out| out.write_all(page.as_bytes()))?;
+        Ok(ReportOutcome { index })
+    }
+}
+
+/// Every figure's file stem, in page order.
+fn figure_stems(ground_truth: bool) -> impl Iterator<Item = &'static str> {
+    let truth: &[(&str, &str)] = if ground_truth { &TRUTH_FIGURES } else { &[] };
+    FIGURES.iter().chain(truth).map(|(stem, _)| *stem)
+}
+
+/// `report/<stem>.<ext>`.
+fn figure_file(stem: &str, format: FigureFormat) -> String {
+    format!("{}/{stem}.{}", files::REPORT_DIR, format.extension())
+}
+
+/// Draws every figure of `inputs` to the path `path` gives for its stem.
+fn draw_figures(
+    inputs: &ReportInputs,
     cfg: &ReportConfig,
-    run: &RunDir,
-    run_name: &str,
-) -> Result<ReportArtifacts, ReportError> {
-    let inputs = ReportInputs::read(run)?;
-    let path = |stem: &str| {
-        run.path(&format!(
-            "{}/{stem}.{}",
-            files::REPORT_DIR,
-            cfg.format.extension()
-        ))
-    };
+    path: &dyn Fn(&str) -> PathBuf,
+) -> Result<(), ReportError> {
     let m = &inputs.metrics;
     render(
-        &Reconstructions::first(&inputs, cfg.examples),
+        &Reconstructions::first(inputs, cfg.examples),
         &path("reconstructions"),
         cfg.format,
     )?;
@@ -110,13 +184,13 @@ pub fn run(
             scores: &inputs.scores.values,
             score_name: &score_name,
             threshold: m.threshold,
-            anomalies: inputs.scores.is_anomaly.iter().filter(|&&a| a).count(),
+            anomalies: m.anomalies,
         },
         &path("mse_hist"),
         cfg.format,
     )?;
     render(
-        &TopAnomalies::highest(&inputs, cfg.top_anomalies),
+        &TopAnomalies::highest(inputs, cfg.top_anomalies),
         &path("top_anomalies"),
         cfg.format,
     )?;
@@ -128,43 +202,34 @@ pub fn run(
         &path("anomaly_rate_by_label"),
         cfg.format,
     )?;
-    if let Some(truth) = &inputs.test.is_outlier {
-        draw_truth_figures(&inputs, truth, &path, cfg.format)?;
+    if let Some(roc) = &inputs.roc {
+        draw_truth_figures(inputs, &roc.points, path, cfg.format)?;
     }
-    let index = run.path(files::REPORT_INDEX);
-    let page = html::page(&inputs, run_name, cfg.format.extension());
-    ae_store::write_atomic(&index, |out| out.write_all(page.as_bytes()))?;
-    Ok(ReportArtifacts {
-        outputs: outputs(cfg, inputs.test.is_outlier.is_some()),
-        index,
-    })
+    Ok(())
 }
 
 /// The ROC and precision-recall curves and the score distributions.
 fn draw_truth_figures(
     inputs: &ReportInputs,
-    truth: &[bool],
+    points: &[ae_store::OperatingPoint],
     path: &dyn Fn(&str) -> PathBuf,
     format: FigureFormat,
 ) -> Result<(), ReportError> {
-    let points = operating_points(&inputs.scores.values, truth);
     let detection = inputs.metrics.detection.as_ref();
     let at = detection.map(|d| &d.at_threshold);
-    let false_positive_rate = |c: &inputs::ConfusionView| {
-        c.false_positives as f64 / (c.false_positives + c.true_negatives).max(1) as f64
-    };
     render(
-        &RocCurve {
-            points: &points,
+        &Roc {
+            points,
             auroc: detection.map(|d| d.auroc),
-            at_threshold: at.map(|c| (false_positive_rate(c), c.recall)),
+            at_threshold: at.map(|c| (c.false_positive_rate(), c.recall)),
         },
         &path("roc"),
         format,
     )?;
+    let truth = inputs.scores.is_outlier.as_deref().unwrap_or_default();
     render(
         &PrecisionRecall {
-            points: &points,
+            points,
             average_precision: detection.map(|d| d.average_precision),
             base_rate: truth.iter().filter(|&&t| t).count() as f64 / truth.len().max(1) as f64,
             at_threshold: at.map(|c| (c.recall, c.precision)),
@@ -188,9 +253,12 @@ fn draw_truth_figures(
 mod tests {
     use std::fs::File;
 
-    use ae_store::{IMAGE_PIXELS, Split};
+    use ae_store::{
+        Confusion, Detection, EpochRecord, History, IMAGE_PIXELS, LabelCounts, Metrics, OperatingPoint,
+        RocCurve, Score, Split, Summary, ThresholdRule, ThresholdSource,
+    };
+    use ae_tables::ScoresTable;
 
-    use super::inputs::{LabelView, MetricsView, Scores, SummaryView};
     use super::*;
 
     fn synthetic_inputs(n: usize) -> ReportInputs {
@@ -200,34 +268,40 @@ mod tests {
         let decoded: Vec<f32> = images.iter().map(|v| 1.0 - v).collect();
         let mse: Vec<f32> = (0..n).map(|i| 0.01 + 0.001 * i as f32).collect();
         let threshold = 0.02;
+        let labels: Vec<u8> = (0..n).map(|i| (i % 10) as u8).collect();
+        let summary = Summary {
+            mean: 0.015,
+            median: 0.015,
+            std: 0.003,
+            max: 0.03,
+        };
         ReportInputs {
             test: Split {
                 images,
-                labels: (0..n).map(|i| (i % 10) as u8).collect(),
+                labels: labels.clone(),
                 is_outlier: None,
             },
             decoded,
-            scores: Scores {
+            scores: ScoresTable {
+                score: Score::Mse,
+                labels,
                 is_anomaly: mse.iter().map(|&m| f64::from(m) > threshold).collect(),
                 values: mse,
+                is_outlier: None,
             },
-            metrics: MetricsView {
-                rule: "mean_multiple".into(),
+            metrics: Metrics {
+                score: Score::Mse,
+                rule: ThresholdRule::MeanMultiple,
                 parameter: 2.0,
-                source: "test".into(),
+                source: ThresholdSource::Test,
                 threshold,
+                source_scores: summary,
                 images: n,
-                score: "mse".into(),
-                scores: SummaryView {
-                    mean: 0.015,
-                    median: 0.015,
-                    std: 0.003,
-                    max: 0.03,
-                },
+                scores: summary,
                 anomalies: 9,
                 anomaly_rate: 0.45,
                 per_label: (0..10)
-                    .map(|label| LabelView {
+                    .map(|label| LabelCounts {
                         label,
                         images: 2,
                         anomalies: usize::from(label % 3 == 0),
@@ -237,9 +311,17 @@ mod tests {
                 top_indices: (0..n as u32).rev().collect(),
                 detection: None,
             },
-            history: (1..=5)
-                .map(|e| (e, 0.1 / f64::from(e), 0.09 / f64::from(e)))
-                .collect(),
+            history: History {
+                epochs: (1..=5)
+                    .map(|e| EpochRecord {
+                        epoch: e,
+                        loss: 0.1 / f64::from(e),
+                        val_loss: 0.09 / f64::from(e),
+                        seconds: 0.5,
+                    })
+                    .collect(),
+            },
+            roc: None,
             config_text: "name = \"<synthetic>\"".into(),
         }
     }
@@ -262,39 +344,11 @@ mod tests {
         let inputs = synthetic_inputs(20);
         let dir = tempfile::tempdir().expect("tempdir");
         let path = |stem: &str| dir.path().join(format!("{stem}.png"));
-        render(
-            &Reconstructions::first(&inputs, 10),
-            &path("reconstructions"),
-            FigureFormat::Png,
-        )
-        .expect("draw");
-        render(
-            &LossCurves {
-                history: &inputs.history,
-            },
-            &path("loss"),
-            FigureFormat::Png,
-        )
-        .expect("draw");
-        let hist = MseHistogram {
-            scores: &inputs.scores.values,
-            score_name: "MSE",
-            threshold: 0.02,
-            anomalies: 9,
+        let cfg = ReportConfig {
+            top_anomalies: 7,
+            ..ReportConfig::default()
         };
-        render(&hist, &path("mse_hist"), FigureFormat::Png).expect("draw");
-        render(
-            &TopAnomalies::highest(&inputs, 7),
-            &path("top_anomalies"),
-            FigureFormat::Png,
-        )
-        .expect("draw");
-        let rates = AnomalyRateByLabel {
-            per_label: &inputs.metrics.per_label,
-            threshold: 0.02,
-        };
-        render(&rates, &path("anomaly_rate_by_label"), FigureFormat::Png).expect("draw");
-
+        draw_figures(&inputs, &cfg, &path).expect("draw");
         for (stem, size) in [
             (
                 "reconstructions",
@@ -311,11 +365,21 @@ mod tests {
             // text-less image has a handful.
             assert!(colours > 16, "{stem} has only {colours} colours");
         }
-        // The worst-first order and the top-anomalies grid of 7: two rows of five.
+        for (stem, _) in TRUTH_FIGURES {
+            assert!(!path(stem).exists(), "{stem} needs ground truth");
+        }
+        // The top-anomalies grid shows metrics.json's order, not its own.
         let top = TopAnomalies::highest(&inputs, 7);
         assert_eq!(
             top.entries.iter().map(|e| e.index).collect::<Vec<_>>(),
             [19, 18, 17, 16, 15, 14, 13]
+        );
+        let mut reordered = synthetic_inputs(20);
+        reordered.metrics.top_indices = vec![3, 1, 4];
+        let top = TopAnomalies::highest(&reordered, 7);
+        assert_eq!(
+            top.entries.iter().map(|e| e.index).collect::<Vec<_>>(),
+            [3, 1, 4]
         );
 
         let page = html::page(&inputs, "<run>", "png");
@@ -337,8 +401,8 @@ mod tests {
         let mut inputs = synthetic_inputs(20);
         // The higher half of the scores are the true anomalies, but one.
         let truth: Vec<bool> = (0..20).map(|i| i >= 10 && i != 12).collect();
-        inputs.test.is_outlier = Some(truth.clone());
-        let confusion = |threshold: f64| inputs::ConfusionView {
+        inputs.scores.is_outlier = Some(truth);
+        let confusion = |threshold: f64| Confusion {
             threshold,
             true_positives: 9,
             false_positives: 1,
@@ -348,7 +412,7 @@ mod tests {
             recall: 0.9,
             f1: 0.9,
         };
-        inputs.metrics.detection = Some(inputs::DetectionView {
+        inputs.metrics.detection = Some(Detection {
             true_anomalies: 9,
             true_normal: 11,
             auroc: 0.95,
@@ -356,9 +420,18 @@ mod tests {
             at_threshold: confusion(0.02),
             best_f1: confusion(0.019),
         });
+        let point = |fpr: f64, tpr: f64| OperatingPoint {
+            score: 1.0 - fpr,
+            false_positive_rate: fpr,
+            true_positive_rate: tpr,
+            precision: tpr / (tpr + fpr),
+        };
+        inputs.roc = Some(RocCurve {
+            points: vec![point(0.0, 0.5), point(0.1, 0.9), point(1.0, 1.0)],
+        });
         let dir = tempfile::tempdir().expect("tempdir");
         let path = |stem: &str| dir.path().join(format!("{stem}.png"));
-        draw_truth_figures(&inputs, &truth, &path, FigureFormat::Png).expect("draw");
+        draw_figures(&inputs, &ReportConfig::default(), &path).expect("draw");
         for (stem, _) in TRUTH_FIGURES {
             let (_, _, colours) = png_stats(&path(stem));
             assert!(colours > 16, "{stem} has only {colours} colours");
@@ -387,5 +460,35 @@ mod tests {
             "{}",
             &svg[..200.min(svg.len())]
         );
+    }
+
+    #[test]
+    fn the_declared_outputs_are_the_files_a_run_writes() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let inputs = synthetic_inputs(20);
+        for format in [FigureFormat::Png, FigureFormat::Svg] {
+            let cfg = StageConfig {
+                report: ReportConfig {
+                    format,
+                    ..ReportConfig::default()
+                },
+                name: "x".into(),
+                ground_truth: false,
+            };
+            let run = RunDir::new(dir.path().join(format.extension()));
+            draw_figures(&inputs, &cfg.report, &|stem| {
+                run.path(&figure_file(stem, format))
+            })
+            .expect("draw");
+            std::fs::write(run.path(files::REPORT_INDEX), "").expect("index");
+            let mut written: Vec<String> = std::fs::read_dir(run.path(files::REPORT_DIR))
+                .expect("list")
+                .map(|e| format!("report/{}", e.expect("entry").file_name().to_string_lossy()))
+                .collect();
+            written.sort();
+            let mut declared = ReportStage::outputs(&cfg);
+            declared.sort();
+            assert_eq!(written, declared);
+        }
     }
 }

@@ -12,7 +12,7 @@ use crate::{FigureFormat, ReportError};
 const FONT: &[u8] = include_bytes!("../assets/DejaVuSans.ttf");
 
 /// Registers the bundled font as plotters' "sans-serif" (once per process).
-pub fn register_font() {
+pub(crate) fn register_font() {
     static REGISTER: Once = Once::new();
     REGISTER.call_once(|| {
         if plotters::style::register_font("sans-serif", FontStyle::Normal, FONT).is_err() {
@@ -39,9 +39,9 @@ pub trait Figure {
 pub fn render(figure: &impl Figure, path: &Path, format: FigureFormat) -> Result<(), ReportError> {
     register_font();
     let (width, height) = figure.size();
-    let draw_err = |e: String| ReportError::Draw {
+    let draw_err = |source: Box<dyn std::error::Error + Send + Sync>| ReportError::Draw {
         path: path.to_path_buf(),
-        message: e,
+        source,
     };
     let bytes = match format {
         FigureFormat::Png => {
@@ -49,25 +49,31 @@ pub fn render(figure: &impl Figure, path: &Path, format: FigureFormat) -> Result
             {
                 let root =
                     BitMapBackend::with_buffer(&mut pixels, (width, height)).into_drawing_area();
-                root.fill(&WHITE).map_err(|e| draw_err(e.to_string()))?;
-                figure.draw(&root).map_err(|e| draw_err(e.to_string()))?;
-                root.present().map_err(|e| draw_err(e.to_string()))?;
+                draw_on(&root, figure).map_err(|e| draw_err(Box::new(e)))?;
             }
-            encode_png(&pixels, width, height).map_err(|e| draw_err(e.to_string()))?
+            encode_png(&pixels, width, height).map_err(|e| draw_err(Box::new(e)))?
         }
         FigureFormat::Svg => {
             let mut svg = String::new();
             {
                 let root = SVGBackend::with_string(&mut svg, (width, height)).into_drawing_area();
-                root.fill(&WHITE).map_err(|e| draw_err(e.to_string()))?;
-                figure.draw(&root).map_err(|e| draw_err(e.to_string()))?;
-                root.present().map_err(|e| draw_err(e.to_string()))?;
+                draw_on(&root, figure).map_err(|e| draw_err(Box::new(e)))?;
             }
             svg.into_bytes()
         }
     };
     ae_store::write_atomic(path, |out| out.write_all(&bytes))?;
     Ok(())
+}
+
+/// Fills `root` white, draws `figure` on it and finishes the drawing.
+fn draw_on<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    figure: &impl Figure,
+) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
+    root.fill(&WHITE)?;
+    figure.draw(root)?;
+    root.present()
 }
 
 fn encode_png(rgb: &[u8], width: u32, height: u32) -> Result<Vec<u8>, png::EncodingError> {
@@ -80,13 +86,13 @@ fn encode_png(rgb: &[u8], width: u32, height: u32) -> Result<Vec<u8>, png::Encod
 }
 
 /// A grey level 0–1 as a colour (0 black, 1 white).
-pub fn grey(value: f32) -> RGBColor {
+pub(crate) fn grey(value: f32) -> RGBColor {
     let v = (value.clamp(0.0, 1.0) * 255.0).round() as u8;
     RGBColor(v, v, v)
 }
 
 /// Draws a 28×28 image with its top-left corner at `(x, y)`, `scale` pixels per pixel.
-pub fn draw_digit<DB: DrawingBackend>(
+pub(crate) fn draw_digit<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
     pixels: &[f32],
     (x, y): (i32, i32),

@@ -2,18 +2,19 @@
 //! `data.outliers`): the ROC curve, the precision-recall curve, and the
 //! score distributions of normal and anomalous test images.
 
+use ae_store::OperatingPoint;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use crate::figures::{
-    Axis, Bins, Coords, DrawResult, FONT, THRESHOLD_COLOR, draw_legend, draw_legend_at,
-    draw_threshold, labelled_chart, score_chart,
+use crate::chart::{
+    Axis, BLUE, Bins, Coords, DrawResult, FONT, GREY, ORANGE, THRESHOLD_COLOR, draw_legend,
+    draw_legend_at, draw_threshold, labelled_chart, score_chart,
 };
 use crate::render::Figure;
 
-const CURVE_COLOR: RGBColor = RGBColor(31, 119, 180);
-const CHANCE_COLOR: RGBColor = RGBColor(150, 150, 150);
-const ANOMALY_COLOR: RGBColor = RGBColor(255, 127, 14);
+const CURVE_COLOR: RGBColor = BLUE;
+const CHANCE_COLOR: RGBColor = GREY;
+const ANOMALY_COLOR: RGBColor = ORANGE;
 
 /// The ground-truth figures: file stem and caption, in page order.
 pub const TRUTH_FIGURES: [(&str, &str); 3] = [
@@ -31,41 +32,10 @@ pub const TRUTH_FIGURES: [(&str, &str); 3] = [
     ),
 ];
 
-/// Operating points as the threshold falls through the distinct scores:
-/// (false positive rate, true positive rate = recall, precision). Empty when
-/// the ground truth has only one class.
-pub fn operating_points(scores: &[f32], truth: &[bool]) -> Vec<(f64, f64, f64)> {
-    let positives = truth.iter().filter(|&&t| t).count();
-    let negatives = truth.len() - positives;
-    if positives == 0 || negatives == 0 {
-        return Vec::new();
-    }
-    let mut order: Vec<usize> = (0..scores.len()).collect();
-    order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]));
-    let (mut tp, mut fp) = (0usize, 0usize);
-    let mut points = Vec::new();
-    for (k, &i) in order.iter().enumerate() {
-        if truth[i] {
-            tp += 1;
-        } else {
-            fp += 1;
-        }
-        let last_of_group = order.get(k + 1).is_none_or(|&j| scores[j] != scores[i]);
-        if last_of_group {
-            points.push((
-                fp as f64 / negatives as f64,
-                tp as f64 / positives as f64,
-                tp as f64 / (tp + fp) as f64,
-            ));
-        }
-    }
-    points
-}
-
 /// The ROC curve, with chance as a diagonal and the threshold's point.
-pub struct RocCurve<'a> {
-    /// From [`operating_points`].
-    pub points: &'a [(f64, f64, f64)],
+pub struct Roc<'a> {
+    /// From `eval/roc.csv`, highest score first.
+    pub points: &'a [OperatingPoint],
     /// Its area, from `metrics.json`.
     pub auroc: Option<f64>,
     /// (false positive rate, true positive rate) at the configured threshold.
@@ -74,8 +44,8 @@ pub struct RocCurve<'a> {
 
 /// Precision against recall, with the anomaly share as the chance level.
 pub struct PrecisionRecall<'a> {
-    /// From [`operating_points`].
-    pub points: &'a [(f64, f64, f64)],
+    /// From `eval/roc.csv`, highest score first.
+    pub points: &'a [OperatingPoint],
     /// Average precision, from `metrics.json`.
     pub average_precision: Option<f64>,
     /// The share of anomalies: a random ranking's precision.
@@ -136,7 +106,7 @@ fn marker<'a, DB: DrawingBackend + 'a>(
     Ok(())
 }
 
-impl Figure for RocCurve<'_> {
+impl Figure for Roc<'_> {
     fn size(&self) -> (u32, u32) {
         (700, 620)
     }
@@ -164,7 +134,11 @@ impl Figure for RocCurve<'_> {
             .legend(|(x, y)| PathElement::new([(x, y), (x + 24, y)], CHANCE_COLOR));
         chart
             .draw_series(LineSeries::new(
-                std::iter::once((0.0, 0.0)).chain(self.points.iter().map(|&(f, t, _)| (f, t))),
+                std::iter::once((0.0, 0.0)).chain(
+                    self.points
+                        .iter()
+                        .map(|p| (p.false_positive_rate, p.true_positive_rate)),
+                ),
                 CURVE_COLOR.stroke_width(2),
             ))?
             .label("this model")
@@ -200,7 +174,7 @@ impl Figure for PrecisionRecall<'_> {
             .draw_series(LineSeries::new(
                 self.points
                     .iter()
-                    .map(|&(_, recall, precision)| (recall, precision)),
+                    .map(|p| (p.true_positive_rate, p.precision)),
                 CURVE_COLOR.stroke_width(2),
             ))?
             .label("this model")
@@ -259,20 +233,5 @@ impl Figure for ScoreDistributions<'_> {
         }
         draw_threshold(&mut chart, self.threshold, top)?;
         draw_legend(&mut chart)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn operating_points_step_through_tied_groups() {
-        let points = operating_points(&[1.0, 2.0, 2.0, 3.0], &[false, true, false, true]);
-        assert_eq!(
-            points,
-            vec![(0.0, 0.5, 1.0), (0.5, 1.0, 2.0 / 3.0), (1.0, 1.0, 0.5)]
-        );
-        assert!(operating_points(&[1.0], &[true]).is_empty());
     }
 }

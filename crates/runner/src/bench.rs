@@ -7,13 +7,15 @@ use ae_store::files;
 use ae_train::{Engine, TrainConfig};
 
 use crate::cli::BenchEngine;
+use crate::experiment::Experiment;
 use crate::output;
-use crate::pipeline::{Experiment, Mode, Stage, run_plan};
+use crate::pipeline::{Mode, run_plan};
+use crate::stage::Stage;
 
 /// Trains each engine for `epochs` epochs from the config's initial weights
 /// and prints seconds per epoch (median of all but the first, which warms
 /// caches and allocators) and training images per second.
-pub fn run(exp: &Experiment, epochs: u32, engines: &[BenchEngine]) -> anyhow::Result<()> {
+pub(crate) fn run(exp: &Experiment, epochs: u32, engines: &[BenchEngine]) -> anyhow::Result<()> {
     if !exp.run.path(files::TRAIN_SPLIT).is_file() || !exp.run.path(files::TEST_SPLIT).is_file() {
         run_plan(exp, &[(Stage::Data, None)], Mode::Run)?;
     }
@@ -43,7 +45,7 @@ pub fn run(exp: &Experiment, epochs: u32, engines: &[BenchEngine]) -> anyhow::Re
         };
         let clock = Instant::now();
         let (_, history) =
-            ae_train::train_params(&cfg, &initial, exp.cfg.seed, &train, &test, exp.threads)?;
+            ae_train::train_params(&cfg, &initial, exp.cfg.seed, &train, &test, exp.env.threads)?;
         tracing::debug!(
             "{} took {:.2} s in all",
             engine.name(),

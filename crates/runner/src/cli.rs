@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 use crate::config::Override;
-use crate::pipeline::Stage;
+use crate::stage::Stage;
 
 /// Autoencoder anomaly detection on MNIST-style images, one TOML file per experiment.
 ///
@@ -13,7 +13,7 @@ use crate::pipeline::Stage;
 /// write their artifacts to runs/<name>/ as safetensors, CSV, Parquet and PNG files.
 #[derive(Debug, Parser)]
 #[command(name = "ae", version, max_term_width = 100)]
-pub struct Cli {
+pub(crate) struct Cli {
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -53,7 +53,7 @@ pub struct Cli {
 
 /// The subcommands.
 #[derive(Debug, Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// Run the stages of an experiment that are stale, in order, writing runs/<name>/.
     ///
     /// A stage is fresh when its config section, its inputs and the ae version are those
@@ -125,7 +125,7 @@ impl From<BenchEngine> for ae_train::Engine {
 
 /// What `pipeline` and `stage` share.
 #[derive(Debug, Args)]
-pub struct RunArgs {
+pub(crate) struct RunArgs {
     /// The experiment config, e.g. configs/default.toml.
     pub config: PathBuf,
 
@@ -137,7 +137,7 @@ pub struct RunArgs {
 
 /// `ae sweep`'s arguments.
 #[derive(Debug, Args)]
-pub struct SweepArgs {
+pub(crate) struct SweepArgs {
     /// The sweep file, e.g. configs/sweeps/seeds.toml.
     pub file: PathBuf,
 
@@ -166,7 +166,7 @@ pub struct SweepArgs {
 
 /// `--shard I/N`: the points whose 0-based index is I-1 modulo N.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Shard {
+pub(crate) struct Shard {
     /// 1-based, at most `count`.
     pub index: usize,
     /// How many shards.
@@ -175,7 +175,7 @@ pub struct Shard {
 
 impl Shard {
     /// Whether the point at 0-based `position` belongs to this shard.
-    pub fn contains(self, position: usize) -> bool {
+    pub(crate) fn contains(self, position: usize) -> bool {
         position % self.count == self.index - 1
     }
 }

@@ -15,11 +15,11 @@ use tracing_subscriber::{Layer, fmt};
 
 /// Events with this target go to `run.log` only (the final error, which
 /// `main` prints to stderr itself).
-pub const LOG_FILE_ONLY: &str = "ae::log_file_only";
+pub(crate) const LOG_FILE_ONLY: &str = "ae::log_file_only";
 
 /// How much to print: `-q` warnings only, default info, `-v` debug, `-vv` trace.
 /// `AE_LOG` (an env-filter directive such as `ae_data=debug`) overrides it.
-pub fn filter(verbose: u8, quiet: bool) -> EnvFilter {
+pub(crate) fn filter(verbose: u8, quiet: bool) -> EnvFilter {
     if let Ok(filter) = EnvFilter::try_from_env("AE_LOG") {
         return filter;
     }
@@ -48,7 +48,7 @@ where
 
 /// Installs the global subscriber: compact lines on stderr, timestamped lines
 /// appended to `log_path`.
-pub fn init(verbose: u8, quiet: bool, log_path: &Path) -> anyhow::Result<()> {
+pub(crate) fn init(verbose: u8, quiet: bool, log_path: &Path) -> anyhow::Result<()> {
     let file = OpenOptions::new()
         .create(true)
         .append(true)
@@ -69,7 +69,7 @@ pub fn init(verbose: u8, quiet: bool, log_path: &Path) -> anyhow::Result<()> {
 
 /// Installs a subscriber with the stderr lines only, for commands that
 /// have no run directory of their own (`ae sweep`).
-pub fn init_terminal(verbose: u8, quiet: bool) -> anyhow::Result<()> {
+pub(crate) fn init_terminal(verbose: u8, quiet: bool) -> anyhow::Result<()> {
     tracing_subscriber::registry()
         .with(stderr_layer(verbose, quiet))
         .try_init()

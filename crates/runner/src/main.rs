@@ -8,9 +8,13 @@
 mod bench;
 mod cli;
 mod config;
+mod experiment;
+mod lock;
 mod logging;
+mod observe;
 mod output;
 mod pipeline;
+mod stage;
 mod staleness;
 mod sweep;
 
@@ -19,7 +23,9 @@ use std::process::ExitCode;
 use clap::Parser;
 
 use crate::cli::{Cli, Command, RunArgs};
-use crate::pipeline::{Experiment, Mode, Stage, Step, Workspace};
+use crate::experiment::{Experiment, Workspace};
+use crate::pipeline::{Mode, Step};
+use crate::stage::Stage;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();

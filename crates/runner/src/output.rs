@@ -7,7 +7,7 @@ use std::io::{self, Write};
 /// not an error: the run's artifacts are its product and it carries on
 /// quietly; `println!` would panic there, possibly between writing a stage's
 /// outputs and recording them in the manifest.
-pub fn line(text: impl Display) {
+pub(crate) fn line(text: impl Display) {
     if let Err(e) = writeln!(io::stdout().lock(), "{text}")
         && e.kind() != io::ErrorKind::BrokenPipe
     {

@@ -133,6 +133,7 @@ impl Cache {
                 place(&self.blob_path(&output.sha256), &target)?;
                 let (bytes, modified_ns) = stat(&target)?;
                 Ok(FileRecord {
+                    name: None,
                     path: output.path.clone(),
                     bytes,
                     sha256: output.sha256.clone(),

@@ -51,6 +51,15 @@ pub enum StoreError {
         /// What is wrong, with the offending text.
         message: String,
     },
+    /// A JSON file (`eval/metrics.json`) that does not hold what its writer writes.
+    #[error("{} is not valid: rerun the stage that writes it", path.display())]
+    Json {
+        /// The file.
+        path: PathBuf,
+        /// What the JSON decoder reported.
+        #[source]
+        source: serde_json::Error,
+    },
     /// `manifest.json` exists but is not a manifest this version understands.
     #[error("{} is not a valid manifest; delete it to rerun every stage", path.display())]
     Manifest {

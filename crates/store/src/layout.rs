@@ -9,6 +9,8 @@ pub mod files {
     pub const MANIFEST: &str = "manifest.json";
     /// The log of every `ae` invocation on this run, appended to.
     pub const RUN_LOG: &str = "run.log";
+    /// Locked while an `ae` process works in the run directory.
+    pub const LOCK: &str = ".lock";
     /// The training split: `images` f32 `[N, 784]`, `labels` u8 `[N]`.
     pub const TRAIN_SPLIT: &str = "data/train.safetensors";
     /// The test split, in the same layout as [`TRAIN_SPLIT`].
@@ -25,10 +27,14 @@ pub mod files {
     /// The training split's reconstructions, written only when the threshold
     /// is computed on the training split: `images` f32 `[N, 784]`.
     pub const TRAIN_DECODED: &str = "infer/train_decoded.safetensors";
-    /// One row per test image: `index` u32, `label` u8, `mse` f32, `is_anomaly` bool.
+    /// One row per test image: `index` u32, `label` u8, the score f32,
+    /// `is_anomaly` bool, and with ground truth `is_outlier` bool.
     pub const SCORES: &str = "eval/scores.parquet";
     /// The threshold, score summary and anomaly counts, as JSON.
     pub const METRICS: &str = "eval/metrics.json";
+    /// With ground truth: the operating points as the threshold falls,
+    /// `score,false_positive_rate,true_positive_rate,precision`.
+    pub const ROC: &str = "eval/roc.csv";
     /// The report page; its figures sit beside it in `report/`.
     pub const REPORT_INDEX: &str = "report/index.html";
     /// The folder of the report's figures.

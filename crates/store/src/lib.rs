@@ -1,12 +1,16 @@
-//! Shared plumbing for every `ae` stage: where files live, how they are written
-//! and how their contents are identified.
+//! Where the stages of `ae` meet: the stage contract, the run directory's
+//! layout, and one reader and one writer for each file a stage writes and
+//! another reads. Stage crates never depend on each other, only on this.
 //!
-//! Stage crates never spell an artifact's file name themselves; they take it
-//! from [`files`] and resolve it against a [`RunDir`]. Everything they write
-//! goes through [`write_atomic`] or [`write_split`], so a reader never sees a
-//! half-written file: data lands in a temporary file in the same directory and
-//! is renamed into place only when complete.
+//! Stage crates never spell an artifact's file name or a tensor name
+//! themselves; they take the name from [`files`] and the format from the
+//! reader and writer here. Everything they write goes through
+//! [`write_atomic`], so a reader never sees a half-written file: data lands
+//! in a temporary file in the same directory and is renamed into place only
+//! when complete.
 //!
+//! - [`PipelineStage`]: what every stage crate implements (inputs, outputs,
+//!   params, run), with [`Input`] and [`Env`].
 //! - [`RunDir`] and [`files`]: the layout of `runs/<name>/`.
 //! - [`Manifest`]: `manifest.json`, what each stage read and wrote, with sha256
 //!   digests, start time, duration and status.
@@ -15,29 +19,46 @@
 //! - [`write_tensors`], [`TensorFile`]: safetensors files streamed to and from
 //!   disk, with exact checks of names, dtypes and shapes on reading.
 //! - [`Split`], [`write_split`], [`read_split`]: the `images` f32 `[N, 784]` and
-//!   `labels` u8 `[N]` files that the data stage writes.
+//!   `labels` u8 `[N]` files that the data stage writes; [`write_images`] and
+//!   [`write_codes`] for infer's reconstructions and codes.
+//! - [`History`]: `train/history.csv`; [`Metrics`]: `eval/metrics.json`;
+//!   [`RocCurve`]: `eval/roc.csv`. (`eval/scores.parquet` is `ae-tables`'s,
+//!   the one table that needs polars.)
 //! - [`Problem`]: one invalid config value, as every stage's validation reports it.
 //!
 //! Every I/O error is a [`StoreError`] that names the path it concerns.
 
 mod atomic;
 mod cache;
+mod csv;
 mod error;
 mod hash;
+mod history;
 mod layout;
 mod manifest;
+mod metrics;
 mod problem;
+mod roc;
 mod split;
+mod stage;
 mod tensors;
 
 pub use atomic::{create_dir_all, temp_file_in, write_atomic};
 pub use cache::{Cache, CacheEntry};
 pub use error::StoreError;
 pub use hash::{sha256_file, sha256_hex};
+pub use history::{EpochRecord, History};
 pub use layout::{RunDir, files};
 pub use manifest::{FileRecord, Manifest, StageRecord, StageStatus};
-pub use problem::Problem;
-pub use split::{
-    IMAGE_PIXELS, IMAGE_SIDE, Split, read_images, read_split, split_images_tensor, write_split,
+pub use metrics::{
+    Confusion, Detection, LabelCounts, Metrics, Score, Summary, TOP_INDICES, ThresholdRule,
+    ThresholdSource,
 };
+pub use problem::Problem;
+pub use roc::{OperatingPoint, RocCurve};
+pub use split::{
+    IMAGE_PIXELS, IMAGE_SIDE, Split, read_codes, read_images, read_split, split_images_tensor,
+    write_codes, write_images, write_split,
+};
+pub use stage::{Env, Input, PipelineStage, StageOutcome};
 pub use tensors::{Dtype, TensorFile, TensorOut, write_f32_le, write_tensors};

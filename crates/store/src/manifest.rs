@@ -64,7 +64,12 @@ pub enum StageStatus {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileRecord {
-    /// Relative to the run directory for outputs; as located for inputs.
+    /// What the stage knows an input from outside the run directory by
+    /// (its role, see [`crate::Input::name`]); `None` for a run file, which
+    /// is known by its path.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Relative to the run directory for run files; as located for others.
     pub path: String,
     /// Size in bytes.
     pub bytes: u64,
@@ -131,6 +136,7 @@ impl FileRecord {
     pub fn of(path: &Path, shown_as: impl Into<String>) -> Result<Self, StoreError> {
         let (bytes, modified_ns) = stat(path)?;
         Ok(Self {
+            name: None,
             path: shown_as.into(),
             bytes,
             sha256: crate::sha256_file(path)?,
@@ -149,7 +155,15 @@ impl FileRecord {
         if bytes == self.bytes && modified_ns.is_some() && modified_ns == self.modified_ns {
             return Ok(Some(self.clone()));
         }
-        Self::of(path, self.path.clone()).map(Some)
+        Ok(Some(Self {
+            name: self.name.clone(),
+            ..Self::of(path, self.path.clone())?
+        }))
+    }
+
+    /// What the stage knows the file by: its role, or else its path.
+    pub fn key(&self) -> &str {
+        self.name.as_deref().unwrap_or(&self.path)
     }
 }
 
@@ -192,6 +206,7 @@ mod tests {
                 seconds: 1.5,
                 inputs: vec![],
                 outputs: vec![FileRecord {
+                    name: None,
                     path: "data/train.safetensors".into(),
                     bytes: 3,
                     sha256: "ab".into(),

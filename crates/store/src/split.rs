@@ -1,6 +1,10 @@
-//! The data stage's split files: `images` f32 `[N, 784]` in `[0, 1]`, `labels`
-//! u8 `[N]` and, when the experiment knows which images are anomalies
-//! (`data.normal_labels`, `data.outliers`), `is_outlier` u8 `[N]` (0 or 1).
+//! The image tensors of a run, each file with one reader and one writer
+//! here, so no other crate spells a tensor name:
+//! - the data stage's splits: `images` f32 `[N, 784]` in `[0, 1]`, `labels`
+//!   u8 `[N]` and, when the experiment knows which images are anomalies
+//!   (`data.normal_labels`, `data.outliers`), `is_outlier` u8 `[N]` (0 or 1);
+//! - reconstructions (`infer/decoded.safetensors`): `images` f32 `[N, 784]`;
+//! - codes (`infer/encoded.safetensors`): `latent` f32 `[N, L]`.
 
 use std::path::Path;
 
@@ -15,6 +19,7 @@ pub const IMAGE_PIXELS: usize = IMAGE_SIDE * IMAGE_SIDE;
 const IMAGES: &str = "images";
 const LABELS: &str = "labels";
 const IS_OUTLIER: &str = "is_outlier";
+const LATENT: &str = "latent";
 
 /// One split of a dataset in memory: images flattened row-major and scaled to
 /// `[0, 1]`, with one label per image.
@@ -118,6 +123,40 @@ pub fn read_images(path: &Path) -> Result<Vec<f32>, StoreError> {
     file.read_f32(IMAGES)
 }
 
+/// Writes images (`[N, 784]`, row-major; reconstructions) to `path`, atomically.
+///
+/// # Panics
+/// If `images` is not a whole number of images (a caller bug).
+pub fn write_images(path: &Path, images: &[f32]) -> Result<(), StoreError> {
+    assert_eq!(images.len() % IMAGE_PIXELS, 0, "images come in rows of 784");
+    let (name, shape) = split_images_tensor(images.len() / IMAGE_PIXELS);
+    write_tensors(path, &[TensorOut::f32(name, shape, images)])
+}
+
+/// Writes codes (`[N, latent]`, row-major) to `path`, atomically.
+///
+/// # Panics
+/// If `codes` is not a whole number of rows of `latent` (a caller bug).
+pub fn write_codes(path: &Path, latent: usize, codes: &[f32]) -> Result<(), StoreError> {
+    assert_eq!(codes.len() % latent, 0, "codes come in rows of {latent}");
+    let shape = vec![codes.len() / latent, latent];
+    write_tensors(path, &[TensorOut::f32(LATENT, shape, codes)])
+}
+
+/// Reads a file written by [`write_codes`]: the latent size and the codes.
+pub fn read_codes(path: &Path) -> Result<(usize, Vec<f32>), StoreError> {
+    let mut file = TensorFile::open(path)?;
+    let shape = file.shape(LATENT).map(<[usize]>::to_vec).unwrap_or_default();
+    let [n, latent] = shape[..] else {
+        return Err(StoreError::Layout {
+            path: path.to_path_buf(),
+            problems: vec![format!("`{LATENT}` must be an [N, L] tensor, found shape {shape:?}")],
+        });
+    };
+    file.expect_exactly(&[(LATENT, Dtype::F32, &[n, latent])])?;
+    Ok((latent, file.read_f32(LATENT)?))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -157,6 +196,21 @@ mod tests {
             ..plain
         };
         assert_eq!(read_split(&path).expect("read"), with_truth);
+    }
+
+    #[test]
+    fn reconstructions_and_codes_round_trip() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let images: Vec<f32> = (0..2 * IMAGE_PIXELS).map(|i| i as f32).collect();
+        let path = dir.path().join("decoded.safetensors");
+        write_images(&path, &images).expect("write");
+        assert_eq!(read_images(&path).expect("read"), images);
+        let codes = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0];
+        let path = dir.path().join("encoded.safetensors");
+        write_codes(&path, 3, &codes).expect("write");
+        assert_eq!(read_codes(&path).expect("read"), (3, codes.to_vec()));
+        let err = read_codes(&dir.path().join("decoded.safetensors")).expect_err("not codes");
+        assert!(err.to_string().contains("`latent` must be"), "{err}");
     }
 
     #[test]

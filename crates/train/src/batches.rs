@@ -5,7 +5,7 @@ use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 
 /// Hands out each epoch's image order from the config seed's shuffle stream.
-pub struct Order {
+pub(crate) struct Order {
     indices: Vec<usize>,
     rng: Option<ChaCha8Rng>,
 }
@@ -13,7 +13,7 @@ pub struct Order {
 impl Order {
     /// `n` images; `shuffle` draws a fresh permutation each epoch, otherwise
     /// the order is 0, 1, ..., n - 1 every time.
-    pub fn new(n: usize, shuffle: bool, seed: u64) -> Self {
+    pub(crate) fn new(n: usize, shuffle: bool, seed: u64) -> Self {
         Self {
             indices: (0..n).collect(),
             rng: shuffle.then(|| seeded_rng(seed, RngStream::Shuffle)),
@@ -21,7 +21,7 @@ impl Order {
     }
 
     /// The order for the next epoch.
-    pub fn next_epoch(&mut self) -> &[usize] {
+    pub(crate) fn next_epoch(&mut self) -> &[usize] {
         if let Some(rng) = &mut self.rng {
             self.indices.shuffle(rng);
         }
@@ -30,7 +30,7 @@ impl Order {
 }
 
 /// Copies the images at `indices` into `batch`, row after row.
-pub fn gather(images: &[f32], indices: &[usize], batch: &mut Vec<f32>) {
+pub(crate) fn gather(images: &[f32], indices: &[usize], batch: &mut Vec<f32>) {
     batch.clear();
     for &i in indices {
         batch.extend_from_slice(&images[i * INPUT..(i + 1) * INPUT]);

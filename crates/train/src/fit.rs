@@ -7,7 +7,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::batches::Order;
 use crate::engine::TrainEngine;
-use crate::history::{EpochRecord, History};
+use ae_store::{EpochRecord, History};
 use crate::{TrainConfig, TrainError};
 
 /// Trains `engine` for `cfg.epochs` epochs on `train`, validating on `test`

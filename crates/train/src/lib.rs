@@ -16,17 +16,16 @@ mod dfdx_engine;
 mod engine;
 mod fit;
 mod fused;
-mod history;
 
 use ae_model::{ModelConfig, ModelError, Params, with_latent};
-use ae_store::{RunDir, StoreError, files};
+use ae_store::{Env, History, Input, PipelineStage, RunDir, StoreError, files};
+use serde_json::json;
 
 pub use config::{Engine, TrainConfig};
 pub use dfdx_engine::DfdxEngine;
 pub use engine::{AdamSettings, TrainEngine};
 pub use fit::fit;
 pub use fused::FusedEngine;
-pub use history::{EpochRecord, History};
 
 /// Why training failed.
 #[derive(Debug, thiserror::Error)]
@@ -50,51 +49,103 @@ pub enum TrainError {
     #[error(transparent)]
     Store(#[from] StoreError),
     /// The thread pool for dfdx's GEMMs could not be started.
-    #[error("cannot start the training thread: {0}")]
+    #[error("cannot start the training thread")]
     Threads(#[from] rayon::ThreadPoolBuildError),
 }
 
-/// What the train stage wrote.
-#[derive(Debug, Clone, PartialEq)]
-pub struct TrainArtifacts {
-    /// The files written, relative to the run directory.
-    pub outputs: Vec<&'static str>,
-    /// Every epoch's figures.
-    pub history: History,
-}
+/// The train stage, for the runner.
+#[derive(Debug, Clone, Copy)]
+pub struct TrainStage;
 
-/// The files the train stage reads, relative to the run directory.
-pub const INPUTS: [&str; 2] = [files::TRAIN_SPLIT, files::TEST_SPLIT];
+/// What the train stage reads of the experiment config.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StageConfig {
+    /// `[model]`.
+    pub model: ModelConfig,
+    /// `[train]`.
+    pub train: TrainConfig,
+    /// The experiment's seed: initial weights and the shuffle order.
+    pub seed: u64,
+}
 
 /// How many threads a fit may use: `None` for as many as help (the fused
 /// engine uses at most two). The results are the same either way.
 pub type MaxThreads = Option<usize>;
 
-/// Runs the train stage in `run`.
-pub fn run(
-    cfg: &TrainConfig,
-    model: &ModelConfig,
-    seed: u64,
-    run: &RunDir,
-    threads: MaxThreads,
-) -> Result<TrainArtifacts, TrainError> {
-    let train = ae_store::read_split(&run.path(files::TRAIN_SPLIT))?;
-    let test = ae_store::read_split(&run.path(files::TEST_SPLIT))?;
-    tracing::info!(
-        "{} training and {} test images; {} engine, latent {}",
-        train.len(),
-        test.len(),
-        cfg.engine.name(),
-        model.latent
-    );
-    let initial = Params::glorot(model.latent, seed)?;
-    let (params, history) = train_params(cfg, &initial, seed, &train, &test, threads)?;
-    params.save(&run.path(files::MODEL))?;
-    history.save(&run.path(files::HISTORY))?;
-    Ok(TrainArtifacts {
-        outputs: vec![files::MODEL, files::HISTORY],
-        history,
-    })
+impl PipelineStage for TrainStage {
+    const NAME: &'static str = "train";
+    type Config = StageConfig;
+    type Outcome = ();
+    type Error = TrainError;
+
+    fn inputs(_cfg: &StageConfig, _env: &Env) -> Vec<Input> {
+        [files::TRAIN_SPLIT, files::TEST_SPLIT]
+            .into_iter()
+            .map(|f| Input::Run(f.into()))
+            .collect()
+    }
+
+    fn outputs(_cfg: &StageConfig) -> Vec<String> {
+        [files::MODEL, files::HISTORY]
+            .into_iter()
+            .map(String::from)
+            .collect()
+    }
+
+    fn params(cfg: &StageConfig) -> serde_json::Value {
+        // Every field is in: each changes the weights (the two engines round
+        // differently, so even `engine` does).
+        let StageConfig {
+            model: ModelConfig { latent },
+            train:
+                TrainConfig {
+                    epochs,
+                    batch_size,
+                    shuffle,
+                    learning_rate,
+                    beta1,
+                    beta2,
+                    epsilon,
+                    engine,
+                },
+            seed,
+        } = cfg;
+        json!({
+            "model": {"latent": latent},
+            "train": {
+                "epochs": epochs, "batch_size": batch_size, "shuffle": shuffle,
+                "learning_rate": learning_rate, "beta1": beta1, "beta2": beta2,
+                "epsilon": epsilon, "engine": engine,
+            },
+            "seed": seed,
+        })
+    }
+
+    fn run(cfg: &StageConfig, env: &Env, run: &RunDir) -> Result<(), TrainError> {
+        let train = ae_store::read_split(&run.path(files::TRAIN_SPLIT))?;
+        let test = ae_store::read_split(&run.path(files::TEST_SPLIT))?;
+        tracing::info!(
+            "{} training and {} test images; {} engine, latent {}",
+            train.len(),
+            test.len(),
+            cfg.train.engine.name(),
+            cfg.model.latent
+        );
+        let initial = Params::glorot(cfg.model.latent, cfg.seed)?;
+        let (params, history) =
+            train_params(&cfg.train, &initial, cfg.seed, &train, &test, env.threads)?;
+        params.save(&run.path(files::MODEL))?;
+        history.save(&run.path(files::HISTORY))?;
+        if let Some(last) = history.last() {
+            tracing::info!(
+                "final loss {:.6}, val_loss {:.6} after {} epochs",
+                last.loss,
+                last.val_loss,
+                last.epoch
+            );
+        }
+        Ok(())
+    }
 }
 
 /// Trains from `initial` with the configured engine; returns the final

@@ -22,12 +22,12 @@ use ae_store::Problem;
 use ae_train::TrainConfig;
 use serde::{Deserialize, Serialize};
 
-pub use overrides::Override;
+pub(crate) use overrides::Override;
 
 /// One experiment: every stage's settings and the seed that drives every random stream.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ExperimentConfig {
+pub(crate) struct ExperimentConfig {
     /// The config format version; this `ae` reads [`ExperimentConfig::SCHEMA`].
     pub schema: u32,
     /// Names the run directory, `runs/<name>/`.
@@ -55,7 +55,7 @@ pub struct ExperimentConfig {
 /// Why a config could not be loaded. Each names the file (or `--set`
 /// argument), the key and what is allowed.
 #[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
+pub(crate) enum ConfigError {
     /// The file could not be read.
     #[error("cannot read config file {} (check the path; configs/default.toml is the seed experiment)", path.display())]
     Read {
@@ -102,10 +102,10 @@ pub enum ConfigError {
 
 impl ExperimentConfig {
     /// The config format version this `ae` reads.
-    pub const SCHEMA: u32 = 1;
+    pub(crate) const SCHEMA: u32 = 1;
 
     /// Loads `path`, applies `overrides` in order and validates the result.
-    pub fn load(path: &Path, overrides: &[Override]) -> Result<Self, ConfigError> {
+    pub(crate) fn load(path: &Path, overrides: &[Override]) -> Result<Self, ConfigError> {
         let text = fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_path_buf(),
             source,
@@ -151,7 +151,7 @@ impl ExperimentConfig {
     }
 
     /// Every out-of-range value in every section.
-    pub fn validate(&self) -> Vec<Problem> {
+    pub(crate) fn validate(&self) -> Vec<Problem> {
         let mut problems = Vec::new();
         if self.schema != Self::SCHEMA {
             problems.push(Problem::new(
@@ -178,19 +178,25 @@ impl ExperimentConfig {
         problems
     }
 
+    /// This config with `overrides` applied in order, each typed and
+    /// checked like the file's values (but not validated).
+    pub(crate) fn with_overrides(&self, overrides: &[Override]) -> Result<Self, ConfigError> {
+        overrides::apply(self, overrides)
+    }
+
     /// The config as TOML, every default filled in.
-    pub fn to_toml(&self) -> String {
+    pub(crate) fn to_toml(&self) -> String {
         toml::to_string_pretty(self).expect("the config types always serialize to TOML")
     }
 }
 
 /// What [`is_folder_name`] accepts, as an error message says it.
-pub const FOLDER_NAME_RULE: &str =
+pub(crate) const FOLDER_NAME_RULE: &str =
     "must be a folder name of letters, digits, '.', '_', '-', '=', ',' and '+'";
 
 /// Whether `name` is a plain folder name: letters, digits, `.`, `_`, `-`,
 /// and the `=`, `,`, `+` of sweep point names (`latent=16,seed=0`).
-pub fn is_folder_name(name: &str) -> bool {
+pub(crate) fn is_folder_name(name: &str) -> bool {
     !name.is_empty()
         && name != "."
         && name != ".."

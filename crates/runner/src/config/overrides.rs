@@ -6,7 +6,7 @@ use super::{ConfigError, ExperimentConfig};
 
 /// One `--set key=value` argument.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Override {
+pub(crate) struct Override {
     /// The dotted key, exactly as in the TOML file: `train.epochs`.
     pub key: String,
     /// The value parsed as TOML (`5`, `1e-3`, `true`, `[1, 2]`, `"x"`); text

@@ -27,7 +27,7 @@ fn the_default_config_is_the_seed_experiment() {
     let cfg = parse(DEFAULT).expect("default.toml parses");
     assert_eq!(cfg.validate(), vec![]);
     assert_eq!(cfg.name, "default");
-    assert_eq!(cfg.data.dataset, ae_data::Dataset::Mnist);
+    assert_eq!(cfg.data.dataset, ae_data::DatasetChoice::Mnist);
     assert_eq!((cfg.data.train_limit, cfg.data.test_limit), (None, None));
     assert_eq!(cfg.model.latent, 32);
     let t = &cfg.train;
@@ -201,7 +201,7 @@ fn overrides_are_typed_like_the_file() {
     assert_eq!(cfg.train.epochs, 5);
     assert_eq!(cfg.seed, 3);
     assert_eq!(cfg.eval.k, 2.5);
-    assert_eq!(cfg.data.dataset, ae_data::Dataset::FashionMnist);
+    assert_eq!(cfg.data.dataset, ae_data::DatasetChoice::FashionMnist);
     assert_eq!(cfg.train.learning_rate, 1.0);
     assert_eq!(cfg.name, "sweep-1");
 }

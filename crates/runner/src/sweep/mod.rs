@@ -3,8 +3,8 @@
 //! Reads a sweep file (see [`spec`]); runs each point as its own `ae
 //! pipeline` process in `runs/<sweep>/<point>/`, `--jobs` at a time, all
 //! sharing one stage cache, so a stage computed for one point (the data
-//! stage, at least) is restored for the others. Writes the summary of
-//! [`summary`] to `runs/<sweep>/`.
+//! stage, at least) is restored for the others. Writes the summary (see
+//! `ae_report::sweep`) to `runs/<sweep>/`.
 
 mod points;
 mod spec;
@@ -15,13 +15,13 @@ use std::path::PathBuf;
 use anyhow::bail;
 
 use crate::cli::{Cli, SweepArgs};
+use crate::experiment::Workspace;
 use crate::output;
-use crate::pipeline::Workspace;
 
-pub use spec::{Metric, Point, Sweep};
+use spec::{Point, Sweep};
 
 /// Runs `ae sweep`.
-pub fn command(cli: &Cli, workspace: &Workspace, args: &SweepArgs) -> anyhow::Result<()> {
+pub(crate) fn command(cli: &Cli, workspace: &Workspace, args: &SweepArgs) -> anyhow::Result<()> {
     let sweep = Sweep::load(&args.file, &args.overrides)?;
     let dir = workspace.runs_dir.join(&sweep.name);
     if dir.join(ae_store::files::MANIFEST).is_file() {

@@ -19,6 +19,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use serde::Deserialize;
 
+use ae_report::sweep::Metric;
+
 use crate::config::{ConfigError, ExperimentConfig, Override};
 
 /// What a sweep file holds, as written.
@@ -34,42 +36,9 @@ struct SweepFile {
     grid: toml::Table,
 }
 
-/// A summary column that the per-parameter plots show.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Metric {
-    /// The last epoch's validation loss.
-    #[default]
-    ValLoss,
-    /// The lowest validation loss of any epoch.
-    BestValLoss,
-    /// The anomaly threshold.
-    Threshold,
-    /// How many test images were flagged.
-    Anomalies,
-    /// Area under the ROC curve (needs ground truth).
-    Auroc,
-    /// Average precision (needs ground truth).
-    AveragePrecision,
-}
-
-impl Metric {
-    /// The summary column's name.
-    pub fn column(self) -> &'static str {
-        match self {
-            Metric::ValLoss => "val_loss",
-            Metric::BestValLoss => "best_val_loss",
-            Metric::Threshold => "threshold",
-            Metric::Anomalies => "anomalies",
-            Metric::Auroc => "auroc",
-            Metric::AveragePrecision => "average_precision",
-        }
-    }
-}
-
 /// One key of the grid and its values, in the file's order.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Axis {
+pub(super) struct Axis {
     /// The dotted config key.
     pub key: String,
     /// What a point name calls it: the key's last part, or the whole key
@@ -81,7 +50,7 @@ pub struct Axis {
 
 /// One combination of grid values.
 #[derive(Debug, Clone)]
-pub struct Point {
+pub(super) struct Point {
     /// 0-based position in the grid (the first axis varies slowest).
     pub position: usize,
     /// Its run directory's name: `latent=16,learning_rate=0.001`.
@@ -96,7 +65,7 @@ pub struct Point {
 
 /// A loaded sweep, every point validated.
 #[derive(Debug)]
-pub struct Sweep {
+pub(super) struct Sweep {
     /// The sweep file.
     pub file: PathBuf,
     /// Names `runs/<name>/`.
@@ -114,7 +83,7 @@ pub struct Sweep {
 impl Sweep {
     /// Reads `file`, builds the grid with `extra` overrides applied at every
     /// point, and validates every point's config; all problems at once.
-    pub fn load(file: &Path, extra: &[Override]) -> anyhow::Result<Self> {
+    pub(super) fn load(file: &Path, extra: &[Override]) -> anyhow::Result<Self> {
         let text = std::fs::read_to_string(file)
             .with_context(|| format!("cannot read the sweep file {}", file.display()))?;
         let spec: SweepFile = serde_path_to_error::deserialize(
@@ -261,7 +230,7 @@ impl Sweep {
     }
 
     /// The axes with more than one value, and their positions among all axes.
-    pub fn varying(&self) -> Vec<(usize, &Axis)> {
+    pub(super) fn varying(&self) -> Vec<(usize, &Axis)> {
         self.axes
             .iter()
             .enumerate()
@@ -365,7 +334,7 @@ fn cartesian(axes: &[Axis]) -> Vec<Vec<toml::Value>> {
 }
 
 /// `latent=16,learning_rate=0.001`: each axis's label and value.
-pub fn point_name(axes: &[Axis], values: &[toml::Value]) -> String {
+pub(super) fn point_name(axes: &[Axis], values: &[toml::Value]) -> String {
     axes.iter()
         .zip(values)
         .map(|(axis, value)| format!("{}={}", axis.label, value_label(value)))
@@ -383,7 +352,7 @@ pub fn point_name(axes: &[Axis], values: &[toml::Value]) -> String {
 }
 
 /// A value as a point name shows it: strings bare, lists joined with `+`.
-pub fn value_label(value: &toml::Value) -> String {
+pub(super) fn value_label(value: &toml::Value) -> String {
     match value {
         toml::Value::String(s) => s.clone(),
         toml::Value::Array(items) => items.iter().map(value_label).collect::<Vec<_>>().join("+"),

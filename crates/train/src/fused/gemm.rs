@@ -1,11 +1,12 @@
 //! A safe front for matrixmultiply's `sgemm`: strided matrix views whose
-//! bounds are checked before the one `unsafe` call.
+//! bounds are checked, in overflow-checked arithmetic, before the one
+//! `unsafe` call.
 
 #![allow(unsafe_code)]
 
 /// A read-only matrix over a slice: element `(r, c)` is at `r * rs + c * cs`.
 #[derive(Debug, Clone, Copy)]
-pub struct View<'a> {
+pub(super) struct View<'a> {
     data: &'a [f32],
     rows: usize,
     cols: usize,
@@ -15,7 +16,7 @@ pub struct View<'a> {
 
 /// A writable matrix over a slice, laid out like [`View`].
 #[derive(Debug)]
-pub struct ViewMut<'a> {
+pub(super) struct ViewMut<'a> {
     data: &'a mut [f32],
     rows: usize,
     cols: usize,
@@ -25,7 +26,7 @@ pub struct ViewMut<'a> {
 
 impl<'a> View<'a> {
     /// The row-major `rows × cols` matrix at the start of `data`.
-    pub fn rows(data: &'a [f32], rows: usize, cols: usize) -> Self {
+    pub(super) fn rows(data: &'a [f32], rows: usize, cols: usize) -> Self {
         Self {
             data,
             rows,
@@ -36,7 +37,7 @@ impl<'a> View<'a> {
     }
 
     /// The transpose (no copy).
-    pub fn t(self) -> Self {
+    pub(super) fn t(self) -> Self {
         Self {
             rows: self.cols,
             cols: self.rows,
@@ -49,7 +50,7 @@ impl<'a> View<'a> {
 
 impl<'a> ViewMut<'a> {
     /// The row-major `rows × cols` matrix at the start of `data`.
-    pub fn rows(data: &'a mut [f32], rows: usize, cols: usize) -> Self {
+    pub(super) fn rows(data: &'a mut [f32], rows: usize, cols: usize) -> Self {
         Self {
             data,
             rows,
@@ -61,22 +62,34 @@ impl<'a> ViewMut<'a> {
 }
 
 /// Panics unless every element of a `rows × cols` view with these strides
-/// lies inside a slice of `len` elements.
+/// lies inside a slice of `len` elements. The offset of the last element is
+/// computed with checked arithmetic: an offset too large for `usize` is out
+/// of bounds too, not a wrapped-around small number.
 fn check_bounds(len: usize, rows: usize, cols: usize, rs: usize, cs: usize) {
-    if rows > 0 && cols > 0 {
-        let last = (rows - 1) * rs + (cols - 1) * cs;
-        assert!(
-            last < len,
-            "matrix view out of bounds: element {last} of {len}"
-        );
+    if rows == 0 || cols == 0 {
+        return;
     }
+    let last = (rows - 1)
+        .checked_mul(rs)
+        .and_then(|down| (cols - 1).checked_mul(cs)?.checked_add(down));
+    match last {
+        Some(last) if last < len => {}
+        _ => panic!(
+            "matrix view out of bounds: {rows} × {cols} with strides ({rs}, {cs}) over {len} elements"
+        ),
+    }
+}
+
+/// A stride as the signed offset `sgemm` takes.
+fn signed(stride: usize) -> isize {
+    isize::try_from(stride).expect("a stride within a slice fits in isize")
 }
 
 /// `c = alpha · a · b + beta · c`; with `beta == 0` the old `c` is not read.
 ///
 /// # Panics
 /// If the shapes do not chain or a view reaches past its slice.
-pub fn gemm(alpha: f32, a: View<'_>, b: View<'_>, beta: f32, c: ViewMut<'_>) {
+pub(super) fn gemm(alpha: f32, a: View<'_>, b: View<'_>, beta: f32, c: ViewMut<'_>) {
     assert_eq!(a.cols, b.rows, "inner dimensions differ");
     assert_eq!((c.rows, c.cols), (a.rows, b.cols), "output shape differs");
     check_bounds(a.data.len(), a.rows, a.cols, a.rs, a.cs);
@@ -85,9 +98,12 @@ pub fn gemm(alpha: f32, a: View<'_>, b: View<'_>, beta: f32, c: ViewMut<'_>) {
     if c.rows == 0 || c.cols == 0 {
         return;
     }
+    let (a_rs, a_cs, b_rs, b_cs) = (signed(a.rs), signed(a.cs), signed(b.rs), signed(b.cs));
+    let (c_rs, c_cs) = (signed(c.rs), signed(c.cs));
     // SAFETY: every element each view can address was checked to lie inside
-    // its slice just above; `c` is a unique borrow, so it aliases neither `a`
-    // nor `b`; strides fit in isize because they index slices that exist.
+    // its slice just above (with overflow-checked arithmetic), and the strides
+    // were converted to isize without wrapping; `c` is a unique borrow, so it
+    // aliases neither `a` nor `b`.
     unsafe {
         matrixmultiply::sgemm(
             a.rows,
@@ -95,15 +111,15 @@ pub fn gemm(alpha: f32, a: View<'_>, b: View<'_>, beta: f32, c: ViewMut<'_>) {
             b.cols,
             alpha,
             a.data.as_ptr(),
-            a.rs as isize,
-            a.cs as isize,
+            a_rs,
+            a_cs,
             b.data.as_ptr(),
-            b.rs as isize,
-            b.cs as isize,
+            b_rs,
+            b_cs,
             beta,
             c.data.as_mut_ptr(),
-            c.rs as isize,
-            c.cs as isize,
+            c_rs,
+            c_cs,
         );
     }
 }
@@ -151,6 +167,15 @@ mod tests {
                 assert_eq!(ct[j * m + i], c[i * n + j]);
             }
         }
+    }
+
+    #[test]
+    fn bounds_that_overflow_are_out_of_bounds() {
+        check_bounds(10, 2, 5, 5, 1);
+        let overflowing = std::panic::catch_unwind(|| check_bounds(10, 3, 1, usize::MAX / 2 + 1, 1));
+        assert!(overflowing.is_err(), "a wrapped offset is not a small one");
+        let past = std::panic::catch_unwind(|| check_bounds(10, 2, 6, 5, 1));
+        assert!(past.is_err());
     }
 
     #[test]

@@ -21,10 +21,19 @@
 //! them. With two cores a helper thread takes the second half; the two hand
 //! off through spin-waited atomic counters, since waking a sleeping thread
 //! costs more than a half-step of these small GEMMs.
+//!
+//! The parts: [`gemm`] (the one `unsafe` call into matrixmultiply, behind
+//! checked views), [`worker`] (a half batch's passes), [`kernels`] (the
+//! fused element-wise passes, compiled per [`simd`] path, over [`math`]),
+//! [`adam`] (the optimiser), [`handoff`] (the two threads' spin-waits).
 
+mod adam;
 mod gemm;
+mod handoff;
+mod kernels;
 mod math;
 pub(crate) mod simd;
+mod worker;
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Mutex, RwLock};
@@ -32,14 +41,11 @@ use std::time::{Duration, Instant};
 
 use ae_model::{INPUT, Params};
 
-use crate::batches::gather;
 use crate::engine::{AdamSettings, TrainEngine};
-use gemm::{View, ViewMut, gemm};
-use math::sigmoid;
-use simd::{Isa, dispatch};
-
-/// Rows per forward pass when computing the validation loss.
-const EVAL_ROWS: usize = 1000;
+use adam::AdamState;
+use handoff::{StopOnDrop, spin_until};
+use simd::Isa;
+use worker::Worker;
 
 /// The share of a two-thread epoch the main thread may spend waiting for the
 /// helper before the engine concludes the helper is starved. Measured on the
@@ -47,43 +53,15 @@ const EVAL_ROWS: usize = 1000;
 /// beside it, where one thread then ran 3× faster than two had.
 const STARVED_WAIT_SHARE: f64 = 0.5;
 
-/// Elements processed side by side in the element-wise passes; 784 = 49 × 16.
-const LANES: usize = 16;
-const _: () = assert!(INPUT.is_multiple_of(LANES));
-
 /// The fused training step; see the module docs.
 pub struct FusedEngine {
+    /// The element-wise passes' instruction set, detected once.
+    isa: Isa,
     params: RwLock<Params>,
     /// One per half batch; the helper thread uses the second.
     workers: [Mutex<Worker>; 2],
     adam_state: AdamState,
     threads: usize,
-}
-
-/// Adam's moments and step count.
-struct AdamState {
-    settings: AdamSettings,
-    moment1: Params,
-    moment2: Params,
-    t: u64,
-}
-
-/// The buffers for computing one half batch's gradients.
-struct Worker {
-    isa: Isa,
-    latent: usize,
-    /// `[rows, 784]`: the gathered images.
-    batch: Vec<f32>,
-    /// `[rows, L]`: the hidden activations, H.
-    hidden: Vec<f32>,
-    /// `[rows, 784]`: the output pre-activations, then G2.
-    output: Vec<f32>,
-    /// `[rows, L]`: G1.
-    hidden_grad: Vec<f32>,
-    /// This half's share of the batch gradients.
-    grads: Params,
-    /// This half's sum of squared errors at its last step.
-    loss_sum: f64,
 }
 
 impl FusedEngine {
@@ -98,20 +76,20 @@ impl FusedEngine {
     /// results are the same either way.
     pub fn with_threads(params: &Params, adam: AdamSettings, threads: usize) -> Self {
         let isa = Isa::detect();
-        let zeros =
-            || Params::zeros(params.latent()).expect("a valid model has a compiled latent size");
         let worker = || Mutex::new(Worker::new(isa, params.latent()));
         Self {
+            isa,
             params: RwLock::new(params.clone()),
             workers: [worker(), worker()],
-            adam_state: AdamState {
-                settings: adam,
-                moment1: zeros(),
-                moment2: zeros(),
-                t: 0,
-            },
+            adam_state: AdamState::new(adam, params.latent()),
             threads: threads.clamp(1, 2),
         }
+    }
+
+    /// The element-wise passes' path on this CPU: `avx512`, `avx2+fma` or
+    /// `baseline`.
+    pub fn kernel_path(&self) -> &'static str {
+        self.isa.name()
     }
 
     /// The gradients of the mean squared error over the images at `indices`
@@ -282,188 +260,6 @@ impl TrainEngine for FusedEngine {
     }
 }
 
-impl AdamState {
-    /// One Adam step with `grads`, as Keras computes it:
-    /// `m += (g - m)(1 - β1)`, `v += (g² - v)(1 - β2)`, `p -= α_t m / (√v + ε)`.
-    fn update(&mut self, params: &mut Params, grads: &Params) {
-        self.t += 1;
-        let alpha = self.settings.step_size(self.t) as f32;
-        let b1 = (1.0 - self.settings.beta1) as f32;
-        let b2 = (1.0 - self.settings.beta2) as f32;
-        let eps = self.settings.epsilon as f32;
-        let (m, v) = (&mut self.moment1, &mut self.moment2);
-        let tensors = [
-            (
-                &mut params.encoder_weight,
-                &grads.encoder_weight,
-                &mut m.encoder_weight,
-                &mut v.encoder_weight,
-            ),
-            (
-                &mut params.encoder_bias,
-                &grads.encoder_bias,
-                &mut m.encoder_bias,
-                &mut v.encoder_bias,
-            ),
-            (
-                &mut params.decoder_weight,
-                &grads.decoder_weight,
-                &mut m.decoder_weight,
-                &mut v.decoder_weight,
-            ),
-            (
-                &mut params.decoder_bias,
-                &grads.decoder_bias,
-                &mut m.decoder_bias,
-                &mut v.decoder_bias,
-            ),
-        ];
-        for (p, g, m, v) in tensors {
-            for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
-                *m += (g - *m) * b1;
-                *v += (g * g - *v) * b2;
-                *p -= alpha * *m / (v.sqrt() + eps);
-            }
-        }
-    }
-}
-
-impl Worker {
-    fn new(isa: Isa, latent: usize) -> Self {
-        Self {
-            isa,
-            latent,
-            batch: Vec::new(),
-            hidden: Vec::new(),
-            output: Vec::new(),
-            hidden_grad: Vec::new(),
-            grads: Params::zeros(latent).expect("a valid model has a compiled latent size"),
-            loss_sum: 0.0,
-        }
-    }
-
-    /// Grows the buffers to `rows` rows; once they are big enough this allocates nothing.
-    fn reserve_rows(&mut self, rows: usize) {
-        let l = self.latent;
-        if self.hidden.len() < rows * l {
-            self.hidden.resize(rows * l, 0.0);
-            self.hidden_grad.resize(rows * l, 0.0);
-            self.output.resize(rows * INPUT, 0.0);
-        }
-    }
-
-    /// H = relu(X W1ᵀ + b1) and the output pre-activations H W2ᵀ (without
-    /// b2) for `rows` images, into the first rows of the buffers.
-    fn forward(&mut self, params: &Params, images: &[f32], rows: usize) {
-        let l = self.latent;
-        let hidden = &mut self.hidden[..rows * l];
-        gemm(
-            1.0,
-            View::rows(images, rows, INPUT),
-            View::rows(&params.encoder_weight, l, INPUT).t(),
-            0.0,
-            ViewMut::rows(hidden, rows, l),
-        );
-        for row in hidden.chunks_exact_mut(l) {
-            for (h, b) in row.iter_mut().zip(&params.encoder_bias) {
-                *h = (*h + b).max(0.0);
-            }
-        }
-        gemm(
-            1.0,
-            View::rows(hidden, rows, l),
-            View::rows(&params.decoder_weight, INPUT, l).t(),
-            0.0,
-            ViewMut::rows(&mut self.output[..rows * INPUT], rows, INPUT),
-        );
-    }
-
-    /// This half's share of the gradients of a batch's mean squared error,
-    /// into `self.grads`; `scale` is 2 / (rows in the whole batch × 784).
-    /// Returns the half's sum of squared errors. An empty half gives zeros.
-    fn half_gradients(
-        &mut self,
-        params: &Params,
-        images: &[f32],
-        indices: &[usize],
-        scale: f32,
-    ) -> f64 {
-        let rows = indices.len();
-        let l = self.latent;
-        let mut batch = std::mem::take(&mut self.batch);
-        gather(images, indices, &mut batch);
-        self.reserve_rows(rows);
-        self.forward(params, &batch, rows);
-
-        // Output pass: sigmoid, squared error, G2 in place, ∇b2.
-        let loss_sum = output_pass(
-            self.isa,
-            &mut self.output[..rows * INPUT],
-            &batch,
-            &params.decoder_bias,
-            &mut self.grads.decoder_bias,
-            scale,
-        );
-        let output = &self.output[..rows * INPUT];
-        let hidden = &self.hidden[..rows * l];
-
-        // ∇W2 = G2ᵀ H
-        gemm(
-            1.0,
-            View::rows(output, rows, INPUT).t(),
-            View::rows(hidden, rows, l),
-            0.0,
-            ViewMut::rows(&mut self.grads.decoder_weight, INPUT, l),
-        );
-        // G1 = (G2 W2) ⊙ [H > 0], ∇b1
-        let hidden_grad = &mut self.hidden_grad[..rows * l];
-        gemm(
-            1.0,
-            View::rows(output, rows, INPUT),
-            View::rows(&params.decoder_weight, INPUT, l),
-            0.0,
-            ViewMut::rows(hidden_grad, rows, l),
-        );
-        let grad_bias = &mut self.grads.encoder_bias;
-        grad_bias.fill(0.0);
-        for (g_row, h_row) in hidden_grad.chunks_exact_mut(l).zip(hidden.chunks_exact(l)) {
-            for ((g, &h), gb) in g_row.iter_mut().zip(h_row).zip(grad_bias.iter_mut()) {
-                if h <= 0.0 {
-                    *g = 0.0;
-                }
-                *gb += *g;
-            }
-        }
-        // ∇W1 = G1ᵀ X
-        gemm(
-            1.0,
-            View::rows(hidden_grad, rows, l).t(),
-            View::rows(&batch, rows, INPUT),
-            0.0,
-            ViewMut::rows(&mut self.grads.encoder_weight, l, INPUT),
-        );
-        self.batch = batch;
-        loss_sum
-    }
-
-    /// Σ (sigmoid(H W2ᵀ + b2) - X)² over `images`, in chunks.
-    fn squared_errors(&mut self, params: &Params, images: &[f32]) -> f64 {
-        let mut total = 0.0;
-        for chunk in images.chunks(EVAL_ROWS * INPUT) {
-            let rows = chunk.len() / INPUT;
-            self.reserve_rows(rows);
-            self.forward(params, chunk, rows);
-            total += squared_errors(
-                self.isa,
-                &self.output[..rows * INPUT],
-                chunk,
-                &params.decoder_bias,
-            );
-        }
-        total
-    }
-}
-
 /// A batch's indices split into the two halves (the first takes the odd one).
 fn halves(indices: &[usize]) -> (&[usize], &[usize]) {
     indices.split_at(indices.len().div_ceil(2))
@@ -486,95 +282,5 @@ fn add_into(into: &mut Params, other: &Params) {
         for (a, b) in a.iter_mut().zip(b) {
             *a += b;
         }
-    }
-}
-
-/// Busy-waits until `counter` reaches `target`; false if `stop` was raised
-/// first. After a long burst (milliseconds) it yields between checks, so on a busy
-/// machine (other processes on the cores) the waiting thread gives its core
-/// to the one it waits for instead of starving it.
-fn spin_until(counter: &AtomicUsize, target: usize, stop: &AtomicBool) -> bool {
-    const SPINS_BEFORE_YIELDING: u32 = 1_000_000;
-    let mut spins = 0u32;
-    loop {
-        if counter.load(Ordering::Acquire) >= target {
-            return true;
-        }
-        if stop.load(Ordering::Relaxed) {
-            return false;
-        }
-        if spins < SPINS_BEFORE_YIELDING {
-            spins += 1;
-            std::hint::spin_loop();
-        } else {
-            std::thread::yield_now();
-        }
-    }
-}
-
-/// Raises the flag when dropped, so a helper never spins after the main
-/// thread has left the epoch (normally or by unwinding).
-struct StopOnDrop<'a>(&'a AtomicBool);
-
-impl Drop for StopOnDrop<'_> {
-    fn drop(&mut self) {
-        self.0.store(true, Ordering::Relaxed);
-    }
-}
-
-dispatch! {
-    /// For each row: y = sigmoid(z + b2), the squared error against the
-    /// image, and G2 = scale · (y - x) · y · (1 - y) written over z; G2 summed
-    /// over rows into `grad_bias`. Returns the sum of squared errors.
-    pub fn output_pass(
-        output: &mut [f32],
-        images: &[f32],
-        bias: &[f32],
-        grad_bias: &mut [f32],
-        scale: f32
-    ) -> f64 {
-        grad_bias.fill(0.0);
-        let mut loss_sum = 0.0f64;
-        for (out_row, x_row) in output.chunks_exact_mut(INPUT).zip(images.chunks_exact(INPUT)) {
-            // One accumulator per lane, so the loop vectorises (a single f32
-            // running sum cannot be reordered).
-            let mut lane_sums = [0.0f32; LANES];
-            let lanes = out_row
-                .chunks_exact_mut(LANES)
-                .zip(x_row.chunks_exact(LANES))
-                .zip(bias.chunks_exact(LANES))
-                .zip(grad_bias.chunks_exact_mut(LANES));
-            for (((z, x), b), gb) in lanes {
-                for k in 0..LANES {
-                    let y = sigmoid(z[k] + b[k]);
-                    let diff = y - x[k];
-                    lane_sums[k] += diff * diff;
-                    let g = scale * diff * y * (1.0 - y);
-                    z[k] = g;
-                    gb[k] += g;
-                }
-            }
-            loss_sum += f64::from(lane_sums.iter().sum::<f32>());
-        }
-        loss_sum
-    }
-}
-
-dispatch! {
-    /// The sum over rows of Σ (sigmoid(z + b2) - x)².
-    pub fn squared_errors(output: &[f32], images: &[f32], bias: &[f32]) -> f64 {
-        let mut total = 0.0f64;
-        for (out_row, x_row) in output.chunks_exact(INPUT).zip(images.chunks_exact(INPUT)) {
-            let mut lane_sums = [0.0f32; LANES];
-            let lanes = out_row.chunks_exact(LANES).zip(x_row.chunks_exact(LANES)).zip(bias.chunks_exact(LANES));
-            for ((z, x), b) in lanes {
-                for k in 0..LANES {
-                    let diff = sigmoid(z[k] + b[k]) - x[k];
-                    lane_sums[k] += diff * diff;
-                }
-            }
-            total += f64::from(lane_sums.iter().sum::<f32>());
-        }
-        total
     }
 }

@@ -2,44 +2,78 @@
 //! compiled three times (AVX-512, AVX2 + FMA, and the portable baseline),
 //! with the widest the CPU supports chosen when the engine starts. The
 //! binary stays portable and still runs 16 lanes wide where it can.
+//!
+//! Safety by construction: the paths compiled with extra target features may
+//! only run on a CPU that has them. An [`Isa`] can be built only by
+//! [`Isa::detect`] (its field is private to this module), which checks every
+//! feature that the chosen path enables, and [`dispatch!`] takes an `Isa`.
 
 #![allow(unsafe_code)]
 
-/// The instruction set the element-wise passes run with.
+/// An instruction set the element-wise passes may use on this CPU.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Isa {
-    /// x86-64 AVX-512F.
+pub(crate) struct Isa {
+    level: Level,
+}
+
+/// The three compiled paths.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Level {
+    /// x86-64 AVX-512F, compiled with `avx512f,avx2,fma`.
     Avx512,
-    /// x86-64 AVX2 with FMA.
+    /// x86-64 AVX2, compiled with `avx2,fma`.
     Avx2,
     /// Whatever the build targets (SSE2 on plain x86-64).
     Baseline,
 }
 
 impl Isa {
-    /// The widest instruction set this CPU supports.
-    pub fn detect() -> Self {
+    /// The widest path whose every enabled feature this CPU has.
+    pub(crate) fn detect() -> Self {
         #[cfg(target_arch = "x86_64")]
         {
-            if std::arch::is_x86_feature_detected!("avx512f") {
-                return Isa::Avx512;
+            use std::arch::is_x86_feature_detected as has;
+            let avx2_fma = has!("avx2") && has!("fma");
+            if avx2_fma && has!("avx512f") {
+                return Self {
+                    level: Level::Avx512,
+                };
             }
-            if std::arch::is_x86_feature_detected!("avx2")
-                && std::arch::is_x86_feature_detected!("fma")
-            {
-                return Isa::Avx2;
+            if avx2_fma {
+                return Self { level: Level::Avx2 };
             }
         }
-        Isa::Baseline
+        Self::baseline()
+    }
+
+    /// The portable path, valid on every CPU.
+    pub(crate) fn baseline() -> Self {
+        Self {
+            level: Level::Baseline,
+        }
+    }
+
+    /// Which path this is.
+    pub(crate) fn level(self) -> Level {
+        self.level
+    }
+
+    /// `avx512`, `avx2+fma` or `baseline`, as `ae bench` prints it.
+    pub(crate) fn name(self) -> &'static str {
+        match self.level {
+            Level::Avx512 => "avx512",
+            Level::Avx2 => "avx2+fma",
+            Level::Baseline => "baseline",
+        }
     }
 }
 
 /// Defines `$name(isa, args...)` that runs `$body` compiled for `isa`.
 macro_rules! dispatch {
-    ($(#[$doc:meta])* pub fn $name:ident($($arg:ident: $ty:ty),*) -> $ret:ty $body:block) => {
+    ($(#[$doc:meta])* pub(crate) fn $name:ident($($arg:ident: $ty:ty),*) -> $ret:ty $body:block) => {
         $(#[$doc])*
         #[allow(unsafe_code)]
-        pub fn $name(isa: $crate::fused::simd::Isa, $($arg: $ty),*) -> $ret {
+        pub(crate) fn $name(isa: $crate::fused::simd::Isa, $($arg: $ty),*) -> $ret {
             #[inline(always)]
             fn body($($arg: $ty),*) -> $ret $body
 
@@ -51,12 +85,15 @@ macro_rules! dispatch {
             #[target_feature(enable = "avx2,fma")]
             fn avx2($($arg: $ty),*) -> $ret { body($($arg),*) }
 
-            match isa {
-                // SAFETY: `Isa::detect` returns these only when the CPU has the features.
+            match isa.level() {
+                // SAFETY: only `Isa::detect` builds an `Isa` at this level, and
+                // only when the CPU has avx512f, avx2 and fma: every feature
+                // `avx512` is compiled with.
                 #[cfg(target_arch = "x86_64")]
-                $crate::fused::simd::Isa::Avx512 => unsafe { avx512($($arg),*) },
+                $crate::fused::simd::Level::Avx512 => unsafe { avx512($($arg),*) },
+                // SAFETY: likewise, only when the CPU has avx2 and fma.
                 #[cfg(target_arch = "x86_64")]
-                $crate::fused::simd::Isa::Avx2 => unsafe { avx2($($arg),*) },
+                $crate::fused::simd::Level::Avx2 => unsafe { avx2($($arg),*) },
                 _ => body($($arg),*),
             }
         }
@@ -64,3 +101,24 @@ macro_rules! dispatch {
 }
 
 pub(crate) use dispatch;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn detection_names_a_path_this_cpu_can_run() {
+        let isa = Isa::detect();
+        #[cfg(target_arch = "x86_64")]
+        {
+            use std::arch::is_x86_feature_detected as has;
+            match isa.level() {
+                Level::Avx512 => assert!(has!("avx512f") && has!("avx2") && has!("fma")),
+                Level::Avx2 => assert!(has!("avx2") && has!("fma") && !has!("avx512f")),
+                Level::Baseline => assert!(!(has!("avx2") && has!("fma"))),
+            }
+        }
+        assert!(["avx512", "avx2+fma", "baseline"].contains(&isa.name()));
+        assert_eq!(Isa::baseline().level(), Level::Baseline);
+    }
+}

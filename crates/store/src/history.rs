@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use ae_store::StoreError;
+use crate::StoreError;
 
 /// One epoch's figures.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -31,7 +31,7 @@ impl History {
     /// Writes `epoch,loss,val_loss,seconds` rows to `path`, atomically.
     /// Losses keep every digit an f64 needs to round-trip.
     pub fn save(&self, path: &Path) -> Result<(), StoreError> {
-        ae_store::write_atomic(path, |out| {
+        crate::write_atomic(path, |out| {
             writeln!(out, "{}", Self::HEADER)?;
             for r in &self.epochs {
                 writeln!(
@@ -46,32 +46,17 @@ impl History {
 
     /// Reads a file written by [`History::save`].
     pub fn load(path: &Path) -> Result<Self, StoreError> {
-        let text = std::fs::read_to_string(path).map_err(|source| StoreError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        let bad = |line: &str| StoreError::Format {
-            path: path.to_path_buf(),
-            message: format!("not an `{}` row: {line:?}", Self::HEADER),
-        };
-        let mut lines = text.lines();
-        if lines.next() != Some(Self::HEADER) {
-            return Err(bad(text.lines().next().unwrap_or("")));
-        }
-        let epochs = lines
-            .map(|line| {
-                let fields: Vec<&str> = line.split(',').collect();
-                let [epoch, loss, val_loss, seconds] = fields.as_slice() else {
-                    return Err(bad(line));
-                };
-                Ok(EpochRecord {
-                    epoch: epoch.parse().map_err(|_| bad(line))?,
-                    loss: loss.parse().map_err(|_| bad(line))?,
-                    val_loss: val_loss.parse().map_err(|_| bad(line))?,
-                    seconds: seconds.parse().map_err(|_| bad(line))?,
-                })
+        let epochs = crate::csv::read_rows(path, Self::HEADER, |fields| {
+            let [epoch, loss, val_loss, seconds] = fields else {
+                return None;
+            };
+            Some(EpochRecord {
+                epoch: epoch.parse().ok()?,
+                loss: loss.parse().ok()?,
+                val_loss: val_loss.parse().ok()?,
+                seconds: seconds.parse().ok()?,
             })
-            .collect::<Result<_, _>>()?;
+        })?;
         Ok(Self { epochs })
     }
 

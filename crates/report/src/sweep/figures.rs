@@ -1,10 +1,10 @@
-//! Figures of a sweep (drawn by `ae sweep`, not by the report stage): every
+//! The figures of a sweep summary (drawn by `ae sweep`, not by the report stage): every
 //! point's validation curve, and a metric against one varied parameter.
 
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use crate::figures::{DrawResult, FONT, category_label, draw_legend, whole_numbers_only};
+use crate::chart::{DrawResult, FONT, category_label, draw_legend, whole_numbers_only};
 use crate::render::Figure;
 
 /// Ten distinguishable colours (matplotlib's "tab10"), reused in turn.

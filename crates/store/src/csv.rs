@@ -1,0 +1,34 @@
+//! The small CSV files of a run (`train/history.csv`, `eval/roc.csv`): a
+//! fixed header, then rows of plain numbers separated by commas.
+
+use std::path::Path;
+
+use crate::StoreError;
+
+/// Reads `path`, checks that its first line is `header`, and turns every
+/// other line's fields into an item with `parse` (`None`: not a valid row).
+pub(crate) fn read_rows<T>(
+    path: &Path,
+    header: &str,
+    parse: impl Fn(&[&str]) -> Option<T>,
+) -> Result<Vec<T>, StoreError> {
+    let text = std::fs::read_to_string(path).map_err(|source| StoreError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let bad = |line: &str| StoreError::Format {
+        path: path.to_path_buf(),
+        message: format!("not a `{header}` row: {line:?}"),
+    };
+    let mut lines = text.lines();
+    match lines.next() {
+        Some(first) if first == header => {}
+        first => return Err(bad(first.unwrap_or(""))),
+    }
+    lines
+        .map(|line| {
+            let fields: Vec<&str> = line.split(',').collect();
+            parse(&fields).ok_or_else(|| bad(line))
+        })
+        .collect()
+}
