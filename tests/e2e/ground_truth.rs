@@ -1,5 +1,6 @@
-//! Ground truth: the one-class protocol, out-of-distribution outliers, and
-//! the detection metrics they make possible, on the real datasets.
+//! Ground truth: the one-class protocol (on synthetic images given as the
+//! user's own IDX files), out-of-distribution outliers (on the real
+//! datasets), and the detection metrics they make possible.
 
 use std::fs;
 use std::io::Read;
@@ -7,7 +8,7 @@ use std::path::Path;
 
 use safetensors::SafeTensors;
 
-use crate::support::{Sandbox, f32s, real_data};
+use crate::support::{SYNTH, SYNTH_TEST, SYNTH_TRAIN, Sandbox, f32s, real_data, synthetic_digits};
 
 /// The tensors of a split file: (labels, is_outlier), checking their shapes.
 fn split(path: &Path) -> (Vec<u8>, Option<Vec<u8>>, Vec<f32>) {
@@ -33,36 +34,33 @@ fn idx(data: &Path, file: &str) -> Vec<u8> {
 
 #[test]
 fn one_class_training_keeps_exactly_the_normal_labels() {
-    let Some(data) = real_data("one_class_training_keeps_exactly_the_normal_labels") else {
-        return;
-    };
-    let sandbox = Sandbox::new();
+    let sandbox = Sandbox::synthetic();
     let args = [
         "stage",
         "data",
-        "configs/quick.toml",
+        SYNTH,
         "--set",
         "data.normal_labels=[3, 8]",
         "--set",
-        "data.train_limit=60000",
-        "--set",
-        "data.test_limit=2000",
+        "data.test_limit=200",
     ];
-    sandbox.ae(&args, Some(&data)).assert_ok();
-    let run = sandbox.path().join("runs/quick");
+    sandbox.ae(&args, None).assert_ok();
+    let run = sandbox.path().join("runs/synth");
     let (train, train_truth, train_images) = split(&run.join("data/train.safetensors"));
-    // MNIST has 6131 threes and 5851 eights among its training images.
-    assert_eq!(train.len(), 6131 + 5851);
+    // Image i has label i % 10: a tenth of the images are threes, a tenth eights.
+    assert_eq!(train.len(), SYNTH_TRAIN / 5);
     assert!(train.iter().all(|&l| l == 3 || l == 8));
     assert_eq!(train_truth, None, "the training split has no ground truth");
-    // They are the dataset's own images, in order: the first is training image 7 (a 3).
-    let raw = idx(&data, "mnist/train-images-idx3-ubyte.gz");
-    let seventh = &raw[16 + 7 * 784..16 + 8 * 784];
-    let scaled: Vec<f32> = seventh.iter().map(|&p| f32::from(p) / 255.0).collect();
-    assert_eq!(train_images[..784], scaled[..]);
+    // They are the dataset's own images, in order: the first is training image 3.
+    let (pixels, _) = synthetic_digits(SYNTH_TRAIN, 1);
+    let third: Vec<f32> = pixels[3 * 784..4 * 784]
+        .iter()
+        .map(|&p| f32::from(p) / 255.0)
+        .collect();
+    assert_eq!(train_images[..784], third[..]);
 
     let (test, truth, _) = split(&run.join("data/test.safetensors"));
-    assert_eq!(test.len(), 2000, "every test image is kept");
+    assert_eq!(test.len(), 200, "every test image is kept");
     let truth = truth.expect("the test split has ground truth");
     for (label, outlier) in test.iter().zip(&truth) {
         assert_eq!(*outlier == 1, *label != 3 && *label != 8, "label {label}");
@@ -157,24 +155,19 @@ fn fashion_outliers_join_the_test_split_and_are_scored() {
 
 #[test]
 fn a_test_split_without_anomalies_gets_no_detection_metrics_and_says_why() {
-    let Some(data) =
-        real_data("a_test_split_without_anomalies_gets_no_detection_metrics_and_says_why")
-    else {
-        return;
-    };
-    let sandbox = Sandbox::new();
-    // The first test image is a 7: with only 7 normal, the one image is normal.
+    let sandbox = Sandbox::synthetic();
+    // The first test image is a 0: with only 0 normal, the one image is normal.
     let args = [
         "pipeline",
-        "configs/quick.toml",
+        SYNTH,
         "--set",
-        "data.normal_labels=[7]",
+        "data.normal_labels=[0]",
         "--set",
         "data.test_limit=1",
         "--set",
         "train.epochs=1",
     ];
-    let run = sandbox.ae(&args, Some(&data));
+    let run = sandbox.ae(&args, None);
     run.assert_ok();
     assert!(
         run.stderr
@@ -182,7 +175,81 @@ fn a_test_split_without_anomalies_gets_no_detection_metrics_and_says_why() {
         "{}",
         run.stderr
     );
-    let metrics =
-        fs::read_to_string(sandbox.path().join("runs/quick/eval/metrics.json")).expect("metrics");
+    let dir = sandbox.path().join("runs/synth");
+    let metrics = fs::read_to_string(dir.join("eval/metrics.json")).expect("metrics");
     assert!(!metrics.contains("auroc"), "{metrics}");
+    // The curves are undefined: the operating points file has its header only.
+    let roc = fs::read_to_string(dir.join("eval/roc.csv")).expect("roc.csv");
+    assert_eq!(roc.lines().count(), 1, "{roc}");
+    assert!(dir.join("report/roc.png").is_file());
+}
+
+#[test]
+fn one_class_metrics_and_curves_agree_with_the_scores() {
+    let sandbox = Sandbox::synthetic();
+    let run = sandbox.ae(
+        &["pipeline", SYNTH, "--set", "data.normal_labels=[2]"],
+        None,
+    );
+    run.assert_ok();
+    assert!(run.stdout.contains("AUROC "), "{}", run.stdout);
+    let dir = sandbox.path().join("runs/synth");
+    let scores = fs::File::open(dir.join("eval/scores.parquet")).expect("scores");
+    use polars::prelude::SerReader;
+    let frame = polars::prelude::ParquetReader::new(scores)
+        .finish()
+        .expect("parquet");
+    let mse: Vec<f32> = frame
+        .column("mse")
+        .expect("mse")
+        .f32()
+        .expect("f32")
+        .into_no_null_iter()
+        .collect();
+    let truth: Vec<bool> = frame
+        .column("is_outlier")
+        .expect("truth")
+        .bool()
+        .expect("bool")
+        .iter()
+        .map(|t| t.expect("no nulls"))
+        .collect();
+    assert_eq!(mse.len(), SYNTH_TEST);
+    // AUROC by counting pairs, independently of eval's ranking.
+    let (mut correct, mut pairs) = (0.0, 0.0);
+    for (a, &ta) in mse.iter().zip(&truth) {
+        for (b, &tb) in mse.iter().zip(&truth) {
+            if ta && !tb {
+                pairs += 1.0;
+                correct += if a > b {
+                    1.0
+                } else if a == b {
+                    0.5
+                } else {
+                    0.0
+                };
+            }
+        }
+    }
+    let metrics: serde_json::Value =
+        serde_json::from_slice(&fs::read(dir.join("eval/metrics.json")).expect("metrics"))
+            .expect("json");
+    let auroc = metrics["detection"]["auroc"].as_f64().expect("auroc");
+    assert!(
+        (auroc - correct / pairs).abs() < 1e-12,
+        "{auroc} vs {}",
+        correct / pairs
+    );
+    // The curve's last point flags everything; its points fall in score.
+    let roc = fs::read_to_string(dir.join("eval/roc.csv")).expect("roc.csv");
+    let points: Vec<Vec<f64>> = roc
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').map(|v| v.parse().expect("a number")).collect())
+        .collect();
+    assert!(points.windows(2).all(|w| w[0][0] > w[1][0]));
+    assert_eq!(points.last().map(|p| (p[1], p[2])), Some((1.0, 1.0)));
+    for figure in ["roc.png", "precision_recall.png", "score_distributions.png"] {
+        assert!(dir.join("report").join(figure).is_file(), "{figure}");
+    }
 }

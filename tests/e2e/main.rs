@@ -1,13 +1,17 @@
 //! End-to-end tests: they run the real `ae` binary in a temporary folder.
 //!
-//! Tests on the real datasets read them from `AE_DATA_DIR` (CI sets it to
-//! `../shared/data`); where it is unset they say so and skip. Everything else
-//! uses small synthetic IDX files and always runs. No test touches the internet.
+//! Everything runs on small synthetic IDX files given as the user's own
+//! dataset (`data.dataset = "files"`), so a plain `cargo test` exercises the
+//! whole pipeline. The few tests that need the real datasets (parity with
+//! Keras, the published checksums and downloads, out-of-distribution
+//! detection) read them from `AE_DATA_DIR` (CI sets it to `../shared/data`);
+//! where it is unset they say so and skip. No test touches the internet.
 
 mod bad_input;
 mod cli;
 mod data_stage;
 mod ground_truth;
+mod own_files;
 mod report;
 mod staleness;
 mod support;

@@ -1,11 +1,12 @@
-//! Evaluation and the report on a subset of the real MNIST.
+//! Evaluation and the report, on synthetic images given as the user's own
+//! IDX files.
 
 use std::fs::{self, File};
 use std::path::Path;
 
 use polars::prelude::*;
 
-use crate::support::{Sandbox, f32s, real_data};
+use crate::support::{SYNTH, SYNTH_TEST, SYNTH_TRAIN, Sandbox, f32s};
 
 const FIGURES: [&str; 5] = [
     "reconstructions",
@@ -31,13 +32,10 @@ fn png_stats(path: &Path) -> (u32, u32, usize) {
 
 #[test]
 fn the_quick_pipeline_scores_flags_and_reports() {
-    let Some(data) = real_data("the_quick_pipeline_scores_flags_and_reports") else {
-        return;
-    };
-    let sandbox = Sandbox::new();
-    let run = sandbox.ae(&["pipeline", "configs/quick.toml"], Some(&data));
+    let sandbox = Sandbox::synthetic();
+    let run = sandbox.ae(&["pipeline", SYNTH], None);
     run.assert_ok();
-    let root = sandbox.path().join("runs/quick");
+    let root = sandbox.path().join("runs/synth");
 
     // The seed's line, with the threshold, and where the report is.
     let found = run
@@ -50,7 +48,7 @@ fn the_quick_pipeline_scores_flags_and_reports() {
         "{found}"
     );
     assert!(
-        run.stdout.contains("report: runs/quick/report/index.html"),
+        run.stdout.contains("report: runs/synth/report/index.html"),
         "{}",
         run.stdout
     );
@@ -70,13 +68,14 @@ fn the_quick_pipeline_scores_flags_and_reports() {
         found.starts_with(&format!("Found {anomalies} anomalies!")),
         "{found}"
     );
-    assert_eq!(metrics["top_indices"].as_array().expect("top").len(), 20);
+    // As many of the highest as the report can show: the report's top-N.
+    assert_eq!(metrics["top_indices"].as_array().expect("top").len(), 100);
     assert_eq!(metrics["per_label"].as_array().expect("labels").len(), 10);
 
     let frame = ParquetReader::new(File::open(root.join("eval/scores.parquet")).expect("parquet"))
         .finish()
         .expect("readable");
-    assert_eq!(frame.height(), 1000);
+    assert_eq!(frame.height(), SYNTH_TEST);
     let mse: Vec<f32> = frame
         .column("mse")
         .expect("mse")
@@ -127,26 +126,23 @@ fn the_quick_pipeline_scores_flags_and_reports() {
     }
     assert!(page.contains(&format!("Found {anomalies} anomalies!")));
     assert!(
-        page.contains("name = &quot;quick&quot;"),
+        page.contains("name = &quot;synth&quot;"),
         "the resolved config is on the page"
     );
 }
 
 #[test]
 fn the_report_can_be_svg_and_rerun_alone() {
-    let Some(data) = real_data("the_report_can_be_svg_and_rerun_alone") else {
-        return;
-    };
-    let sandbox = Sandbox::new();
+    let sandbox = Sandbox::synthetic();
     let quick = [
-        "configs/quick.toml",
+        SYNTH,
         "--set",
         "train.epochs=1",
         "--set",
         "data.train_limit=1000",
     ];
     sandbox
-        .ae(&[&["pipeline"][..], &quick].concat(), Some(&data))
+        .ae(&[&["pipeline"][..], &quick].concat(), None)
         .assert_ok();
     let run = sandbox.ae(
         &[
@@ -155,10 +151,10 @@ fn the_report_can_be_svg_and_rerun_alone() {
             &["--set", "report.format=svg"],
         ]
         .concat(),
-        Some(&data),
+        None,
     );
     run.assert_ok();
-    let root = sandbox.path().join("runs/quick/report");
+    let root = sandbox.path().join("runs/synth/report");
     for stem in FIGURES {
         let svg = fs::read_to_string(root.join(format!("{stem}.svg"))).expect("svg");
         assert!(
@@ -172,27 +168,22 @@ fn the_report_can_be_svg_and_rerun_alone() {
 
 #[test]
 fn eval_and_report_need_their_inputs() {
-    let sandbox = Sandbox::new();
+    let sandbox = Sandbox::synthetic();
+    sandbox.ae(&["stage", "eval", SYNTH], None).assert_error(&[
+        "stage `eval` needs runs/synth/data/test.safetensors",
+        "run `ae stage data configs/synth.toml` first",
+    ]);
     sandbox
-        .ae(&["stage", "eval", "configs/quick.toml"], None)
-        .assert_error(&[
-            "stage `eval` needs runs/quick/data/test.safetensors",
-            "run `ae stage data configs/quick.toml` first",
-        ]);
-    sandbox
-        .ae(&["stage", "report", "configs/quick.toml"], None)
+        .ae(&["stage", "report", SYNTH], None)
         .assert_error(&["stage `report` needs", "first"]);
 }
 
 #[test]
 fn a_threshold_from_the_training_split() {
-    let Some(data) = real_data("a_threshold_from_the_training_split") else {
-        return;
-    };
-    let sandbox = Sandbox::new();
+    let sandbox = Sandbox::synthetic();
     let args = [
         "pipeline",
-        "configs/quick.toml",
+        SYNTH,
         "--set",
         "eval.source=train",
         "--set",
@@ -200,7 +191,7 @@ fn a_threshold_from_the_training_split() {
         "--set",
         "eval.q=99",
     ];
-    let run = sandbox.ae(&args, Some(&data));
+    let run = sandbox.ae(&args, None);
     run.assert_ok();
     assert!(
         run.stdout
@@ -208,7 +199,7 @@ fn a_threshold_from_the_training_split() {
         "{}",
         run.stdout
     );
-    let root = sandbox.path().join("runs/quick");
+    let root = sandbox.path().join("runs/synth");
 
     // The 99th percentile (linear interpolation) of the training images' MSE.
     let originals = f32s(
@@ -219,7 +210,7 @@ fn a_threshold_from_the_training_split() {
         &fs::read(root.join("infer/train_decoded.safetensors")).expect("train reconstructions"),
         "images",
     );
-    assert_eq!(originals.len(), 6000 * 784);
+    assert_eq!(originals.len(), SYNTH_TRAIN * 784);
     let mut mse: Vec<f64> = originals
         .chunks_exact(784)
         .zip(decoded.chunks_exact(784))
@@ -250,19 +241,16 @@ fn a_threshold_from_the_training_split() {
 
 #[test]
 fn the_mae_score_runs_through_eval_and_report() {
-    let Some(data) = real_data("the_mae_score_runs_through_eval_and_report") else {
-        return;
-    };
-    let sandbox = Sandbox::new();
-    let args = ["pipeline", "configs/quick.toml", "--set", "eval.score=mae"];
-    let run = sandbox.ae(&args, Some(&data));
+    let sandbox = Sandbox::synthetic();
+    let args = ["pipeline", SYNTH, "--set", "eval.score=mae"];
+    let run = sandbox.ae(&args, None);
     run.assert_ok();
     assert!(
         run.stdout.contains("= 2 × the mean MAE of the test split"),
         "{}",
         run.stdout
     );
-    let root = sandbox.path().join("runs/quick");
+    let root = sandbox.path().join("runs/synth");
     let metrics: serde_json::Value =
         serde_json::from_str(&fs::read_to_string(root.join("eval/metrics.json")).expect("metrics"))
             .expect("json");

@@ -1,25 +1,18 @@
-//! Stale-only reruns, single stages, interrupted runs and concurrent runs,
-//! on a small subset of the real MNIST.
+//! Stale-only reruns, single stages, the stage cache, interrupted runs and
+//! concurrent runs, on synthetic images given as the user's own IDX files.
 
 use std::fs;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::support::{Run, Sandbox, real_data};
+use crate::support::{Run, SYNTH, Sandbox};
 
-/// The quick config, a little smaller still.
-const SMALL: [&str; 5] = [
-    "configs/quick.toml",
-    "--set",
-    "data.train_limit=2000",
-    "--set",
-    "data.test_limit=500",
-];
+const SMALL: [&str; 1] = [SYNTH];
 
-fn pipeline(sandbox: &Sandbox, data: &Path, extra: &[&str]) -> Run {
+fn pipeline(sandbox: &Sandbox, extra: &[&str]) -> Run {
     let args = [&["pipeline"][..], &SMALL, extra].concat();
-    let run = sandbox.ae(&args, Some(data));
+    let run = sandbox.ae(&args, None);
     run.assert_ok();
     run
 }
@@ -62,19 +55,16 @@ fn mtime(path: &Path) -> std::time::SystemTime {
 
 #[test]
 fn a_second_run_does_nothing() {
-    let Some(data) = real_data("a_second_run_does_nothing") else {
-        return;
-    };
-    let sandbox = Sandbox::new();
-    let first = verdicts(&pipeline(&sandbox, &data, &[]));
+    let sandbox = Sandbox::synthetic();
+    let first = verdicts(&pipeline(&sandbox, &[]));
     assert!(
         first.iter().all(|(_, v)| v.starts_with("ran never ran")),
         "{first:?}"
     );
-    let model = sandbox.path().join("runs/quick/train/model.safetensors");
+    let model = sandbox.path().join("runs/synth/train/model.safetensors");
     let before = mtime(&model);
 
-    let second = pipeline(&sandbox, &data, &[]);
+    let second = pipeline(&sandbox, &[]);
     let second = verdicts(&second);
     assert_eq!(second.len(), 5, "{second:?}");
     assert!(second.iter().all(|(_, v)| v == "fresh"), "{second:?}");
@@ -83,12 +73,9 @@ fn a_second_run_does_nothing() {
 
 #[test]
 fn changing_epochs_reruns_train_and_what_follows_but_not_data() {
-    let Some(data) = real_data("changing_epochs_reruns_train_and_what_follows_but_not_data") else {
-        return;
-    };
-    let sandbox = Sandbox::new();
-    pipeline(&sandbox, &data, &[]);
-    let run = verdicts(&pipeline(&sandbox, &data, &["--set", "train.epochs=1"]));
+    let sandbox = Sandbox::synthetic();
+    pipeline(&sandbox, &[]);
+    let run = verdicts(&pipeline(&sandbox, &["--set", "train.epochs=1"]));
     assert_eq!(verdict_of(&run, "data"), "fresh");
     assert!(
         verdict_of(&run, "train").starts_with("ran train.epochs 2 → 1"),
@@ -107,13 +94,9 @@ fn changing_epochs_reruns_train_and_what_follows_but_not_data() {
 
 #[test]
 fn a_single_stage_reruns_alone_and_identical_outputs_do_not_cascade() {
-    let Some(data) = real_data("a_single_stage_reruns_alone_and_identical_outputs_do_not_cascade")
-    else {
-        return;
-    };
-    let sandbox = Sandbox::new();
-    pipeline(&sandbox, &data, &[]);
-    let run = sandbox.ae(&[&["stage", "eval"][..], &SMALL].concat(), Some(&data));
+    let sandbox = Sandbox::synthetic();
+    pipeline(&sandbox, &[]);
+    let run = sandbox.ae(&[&["stage", "eval"][..], &SMALL].concat(), None);
     run.assert_ok();
     let run = verdicts(&run);
     assert_eq!(run.len(), 1, "exactly one stage: {run:?}");
@@ -122,23 +105,20 @@ fn a_single_stage_reruns_alone_and_identical_outputs_do_not_cascade() {
         "{run:?}"
     );
     // eval wrote the same bytes again, so the report is still fresh.
-    let next = verdicts(&pipeline(&sandbox, &data, &[]));
+    let next = verdicts(&pipeline(&sandbox, &[]));
     assert!(next.iter().all(|(_, v)| v == "fresh"), "{next:?}");
 }
 
 #[test]
 fn a_changed_file_is_detected_and_explained() {
-    let Some(data) = real_data("a_changed_file_is_detected_and_explained") else {
-        return;
-    };
-    let sandbox = Sandbox::new();
-    pipeline(&sandbox, &data, &[]);
+    let sandbox = Sandbox::synthetic();
+    pipeline(&sandbox, &[]);
     // Someone edits the training history and deletes the scores.
-    let history = sandbox.path().join("runs/quick/train/history.csv");
+    let history = sandbox.path().join("runs/synth/train/history.csv");
     fs::write(&history, "epoch,loss,val_loss,seconds\n1,9,9,9\n").expect("edit");
-    fs::remove_file(sandbox.path().join("runs/quick/eval/scores.parquet")).expect("delete");
+    fs::remove_file(sandbox.path().join("runs/synth/eval/scores.parquet")).expect("delete");
 
-    let status = sandbox.ae(&[&["status"][..], &SMALL].concat(), Some(&data));
+    let status = sandbox.ae(&[&["status"][..], &SMALL].concat(), None);
     status.assert_ok();
     let status = verdicts(&status);
     assert_eq!(verdict_of(&status, "data"), "fresh");
@@ -151,7 +131,7 @@ fn a_changed_file_is_detected_and_explained() {
         "stale output eval/scores.parquet missing"
     );
 
-    let run = verdicts(&pipeline(&sandbox, &data, &[]));
+    let run = verdicts(&pipeline(&sandbox, &[]));
     assert!(
         verdict_of(&run, "train").starts_with("ran output train/history.csv changed"),
         "{run:?}"
@@ -166,7 +146,7 @@ fn a_changed_file_is_detected_and_explained() {
     assert!(
         sandbox
             .path()
-            .join("runs/quick/eval/scores.parquet")
+            .join("runs/synth/eval/scores.parquet")
             .is_file()
     );
     assert_eq!(
@@ -181,32 +161,29 @@ fn a_changed_file_is_detected_and_explained() {
 
 #[test]
 fn force_from_and_dry_run() {
-    let Some(data) = real_data("force_from_and_dry_run") else {
-        return;
-    };
-    let sandbox = Sandbox::new();
-    pipeline(&sandbox, &data, &[]);
+    let sandbox = Sandbox::synthetic();
+    pipeline(&sandbox, &[]);
     let dry = sandbox.ae(
         &[&["pipeline"][..], &SMALL, &["--dry-run", "--from", "eval"]].concat(),
-        Some(&data),
+        None,
     );
     dry.assert_ok();
     let dry = verdicts(&dry);
     assert_eq!(verdict_of(&dry, "infer"), "fresh");
     assert_eq!(verdict_of(&dry, "eval"), "would run --from eval");
     assert_eq!(verdict_of(&dry, "report"), "would run --from eval");
-    let forced = verdicts(&pipeline(&sandbox, &data, &["--force"]));
+    let forced = verdicts(&pipeline(&sandbox, &["--force"]));
     assert!(
         forced.iter().all(|(_, v)| v.starts_with("ran --force")),
         "{forced:?}"
     );
 }
 
-fn spawn_pipeline(sandbox: &Sandbox, data: &Path, extra: &[&str]) -> std::process::Child {
+fn spawn_pipeline(sandbox: &Sandbox, extra: &[&str]) -> std::process::Child {
     Command::new(env!("CARGO_BIN_EXE_ae"))
         .args([&["pipeline"][..], &SMALL, extra].concat())
         .current_dir(sandbox.path())
-        .env("AE_DATA_DIR", data)
+        .env_remove("AE_DATA_DIR")
         .env("NO_COLOR", "1")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -216,14 +193,10 @@ fn spawn_pipeline(sandbox: &Sandbox, data: &Path, extra: &[&str]) -> std::proces
 
 #[test]
 fn a_run_killed_mid_training_is_redone_from_the_interrupted_stage() {
-    let Some(data) = real_data("a_run_killed_mid_training_is_redone_from_the_interrupted_stage")
-    else {
-        return;
-    };
-    let sandbox = Sandbox::new();
+    let sandbox = Sandbox::synthetic();
     let long = ["--set", "train.epochs=400"];
-    let mut child = spawn_pipeline(&sandbox, &data, &long);
-    let manifest = sandbox.path().join("runs/quick/manifest.json");
+    let mut child = spawn_pipeline(&sandbox, &long);
+    let manifest = sandbox.path().join("runs/synth/manifest.json");
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let text = fs::read_to_string(&manifest).unwrap_or_default();
@@ -238,25 +211,25 @@ fn a_run_killed_mid_training_is_redone_from_the_interrupted_stage() {
     assert!(
         !sandbox
             .path()
-            .join("runs/quick/train/model.safetensors")
+            .join("runs/synth/train/model.safetensors")
             .exists(),
         "no model from a killed run"
     );
 
-    let status = sandbox.ae(&[&["status"][..], &SMALL, &long].concat(), Some(&data));
+    let status = sandbox.ae(&[&["status"][..], &SMALL, &long].concat(), None);
     assert_eq!(
         verdict_of(&verdicts(&status), "train"),
         "stale interrupted last time"
     );
-    let run = verdicts(&pipeline(&sandbox, &data, &["--set", "train.epochs=3"]));
+    let run = verdicts(&pipeline(&sandbox, &["--set", "train.epochs=3"]));
     assert_eq!(verdict_of(&run, "data"), "fresh", "{run:?}");
     assert!(verdict_of(&run, "train").starts_with("ran "), "{run:?}");
     assert!(verdict_of(&run, "report").starts_with("ran "), "{run:?}");
-    let next = verdicts(&pipeline(&sandbox, &data, &["--set", "train.epochs=3"]));
+    let next = verdicts(&pipeline(&sandbox, &["--set", "train.epochs=3"]));
     assert!(next.iter().all(|(_, v)| v == "fresh"), "{next:?}");
     // No temporary file survived anywhere in the run.
     let leftovers: Vec<String> = sandbox
-        .files_under("runs/quick")
+        .files_under("runs/synth")
         .into_iter()
         .filter(|f| f.contains(".ae-tmp-"))
         .collect();
@@ -265,12 +238,9 @@ fn a_run_killed_mid_training_is_redone_from_the_interrupted_stage() {
 
 #[test]
 fn two_concurrent_runs_on_one_directory_take_turns() {
-    let Some(data) = real_data("two_concurrent_runs_on_one_directory_take_turns") else {
-        return;
-    };
-    let sandbox = Sandbox::new();
-    let first = spawn_pipeline(&sandbox, &data, &[]);
-    let second = spawn_pipeline(&sandbox, &data, &[]);
+    let sandbox = Sandbox::synthetic();
+    let first = spawn_pipeline(&sandbox, &[]);
+    let second = spawn_pipeline(&sandbox, &[]);
     let outputs = [
         first.wait_with_output().expect("first"),
         second.wait_with_output().expect("second"),
@@ -289,21 +259,18 @@ fn two_concurrent_runs_on_one_directory_take_turns() {
     }
     // One process ran all five stages; the other waited for the lock and found them fresh.
     assert_eq!((ran, fresh), (5, 5));
-    let status = sandbox.ae(&[&["status"][..], &SMALL].concat(), Some(&data));
+    let status = sandbox.ae(&[&["status"][..], &SMALL].concat(), None);
     assert!(verdicts(&status).iter().all(|(_, v)| v == "fresh"));
 }
 
 #[test]
 fn a_single_stage_with_upstream_runs_what_it_needs_first() {
-    let Some(data) = real_data("a_single_stage_with_upstream_runs_what_it_needs_first") else {
-        return;
-    };
-    let sandbox = Sandbox::new();
-    let alone = sandbox.ae(&[&["stage", "eval"][..], &SMALL].concat(), Some(&data));
+    let sandbox = Sandbox::synthetic();
+    let alone = sandbox.ae(&[&["stage", "eval"][..], &SMALL].concat(), None);
     alone.assert_error(&["stage `eval` needs", "run `ae stage data"]);
     let run = sandbox.ae(
         &[&["stage", "eval", "--with-upstream"][..], &SMALL].concat(),
-        Some(&data),
+        None,
     );
     run.assert_ok();
     let run = verdicts(&run);
@@ -325,18 +292,15 @@ fn a_single_stage_with_upstream_runs_what_it_needs_first() {
 
 #[test]
 fn a_stage_computed_before_is_restored_from_the_cache() {
-    let Some(data) = real_data("a_stage_computed_before_is_restored_from_the_cache") else {
-        return;
-    };
-    let sandbox = Sandbox::new();
-    pipeline(&sandbox, &data, &[]);
-    let model = sandbox.path().join("runs/quick/train/model.safetensors");
+    let sandbox = Sandbox::synthetic();
+    pipeline(&sandbox, &[]);
+    let model = sandbox.path().join("runs/synth/train/model.safetensors");
     let first_model = fs::read(&model).expect("model");
-    pipeline(&sandbox, &data, &["--set", "train.epochs=1"]);
+    pipeline(&sandbox, &["--set", "train.epochs=1"]);
     assert_ne!(fs::read(&model).expect("model"), first_model);
 
     // Back to two epochs: computed before, so restored, byte for byte.
-    let back = verdicts(&pipeline(&sandbox, &data, &[]));
+    let back = verdicts(&pipeline(&sandbox, &[]));
     assert_eq!(
         verdict_of(&back, "train"),
         "restored train.epochs 1 → 2 (from the cache)"
@@ -348,20 +312,19 @@ fn a_stage_computed_before_is_restored_from_the_cache() {
         );
     }
     assert_eq!(fs::read(&model).expect("model"), first_model);
-    let status = sandbox.ae(&[&["status"][..], &SMALL].concat(), Some(&data));
+    let status = sandbox.ae(&[&["status"][..], &SMALL].concat(), None);
     assert!(verdicts(&status).iter().all(|(_, v)| v == "fresh"));
 
     // --no-cache computes, and so does a stage the user asks for by name.
     let computed = verdicts(&pipeline(
         &sandbox,
-        &data,
         &["--no-cache", "--set", "train.epochs=1"],
     ));
     assert!(
         verdict_of(&computed, "train").starts_with("ran "),
         "{computed:?}"
     );
-    let again = sandbox.ae(&[&["stage", "train"][..], &SMALL].concat(), Some(&data));
+    let again = sandbox.ae(&[&["stage", "train"][..], &SMALL].concat(), None);
     again.assert_ok();
     assert!(
         verdict_of(&verdicts(&again), "train").starts_with("ran requested"),
@@ -369,4 +332,51 @@ fn a_stage_computed_before_is_restored_from_the_cache() {
         again.stdout
     );
     assert_eq!(fs::read(&model).expect("model"), first_model);
+}
+
+#[test]
+fn own_files_count_by_content_not_by_where_they_are() {
+    let sandbox = Sandbox::synthetic();
+    pipeline(&sandbox, &[]);
+    // The same bytes somewhere else: nothing to compute again (the report's
+    // page shows the resolved config, so it is redrawn with the new paths).
+    let own = sandbox.path().join("data/own");
+    fs::rename(&own, sandbox.path().join("data/moved")).expect("move");
+    let moved = [
+        "--set",
+        "data.train.images=data/moved/train-images-idx3-ubyte.gz",
+        "--set",
+        "data.train.labels=data/moved/train-labels-idx1-ubyte.gz",
+        "--set",
+        "data.test.images=data/moved/t10k-images-idx3-ubyte.gz",
+        "--set",
+        "data.test.labels=data/moved/t10k-labels-idx1-ubyte.gz",
+    ];
+    let run = verdicts(&pipeline(&sandbox, &moved));
+    for stage in ["data", "train", "infer", "eval"] {
+        assert_eq!(verdict_of(&run, stage), "fresh", "{run:?}");
+    }
+    assert!(
+        verdict_of(&run, "report").starts_with("ran input config.toml changed"),
+        "{run:?}"
+    );
+
+    // Other test labels at the same path: the data stage and what follows rerun.
+    let (_, mut labels) = crate::support::synthetic_digits(crate::support::SYNTH_TEST, 2);
+    labels.rotate_left(1);
+    fs::write(
+        sandbox.path().join("data/moved/t10k-labels-idx1-ubyte.gz"),
+        crate::support::gzip(&crate::support::idx_labels_of(&labels)),
+    )
+    .expect("write");
+    let run = verdicts(&pipeline(&sandbox, &moved));
+    assert!(
+        verdict_of(&run, "data").starts_with("ran input test labels changed"),
+        "{run:?}"
+    );
+    // Training validates on the test split, so it reruns too.
+    assert!(
+        verdict_of(&run, "train").starts_with("ran input data/test.safetensors changed"),
+        "{run:?}"
+    );
 }

@@ -5,7 +5,19 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-pub(crate) use ae_testkit::{LocalMirror, MNIST_FILES, dead_mirror, gzip, idx_images, idx_labels};
+pub(crate) use ae_testkit::{
+    LocalMirror, MNIST_FILES, dead_mirror, gzip, idx_images, idx_images_of, idx_labels,
+    idx_labels_of, synthetic_digits,
+};
+
+/// The config of [`Sandbox::synthetic`]: the quick config's shape (2 epochs)
+/// on synthetic digit-like images, as a user's own IDX files.
+pub(crate) const SYNTH: &str = "configs/synth.toml";
+
+/// Images in the synthetic training split.
+pub(crate) const SYNTH_TRAIN: usize = 6000;
+/// Images in the synthetic test split.
+pub(crate) const SYNTH_TEST: usize = 1000;
 
 /// The workspace root, where `configs/` lives.
 pub(crate) fn workspace_root() -> PathBuf {
@@ -67,6 +79,45 @@ impl Sandbox {
             }
         }
         Self { dir }
+    }
+
+    /// A sandbox with synthetic digit-like images as the user's own IDX
+    /// files under `data/own/` (gzip; [`SYNTH_TRAIN`] training and
+    /// [`SYNTH_TEST`] test images, labels `i % 10`) and [`SYNTH`], a
+    /// 2-epoch experiment named `synth` on them.
+    pub(crate) fn synthetic() -> Self {
+        let sandbox = Self::new();
+        let own = sandbox.path().join("data/own");
+        fs::create_dir_all(&own).expect("mkdir");
+        for (stem, n, seed) in [("train", SYNTH_TRAIN, 1), ("t10k", SYNTH_TEST, 2)] {
+            let (pixels, labels) = synthetic_digits(n, seed);
+            fs::write(
+                own.join(format!("{stem}-images-idx3-ubyte.gz")),
+                gzip(&idx_images_of(&pixels)),
+            )
+            .expect("write images");
+            fs::write(
+                own.join(format!("{stem}-labels-idx1-ubyte.gz")),
+                gzip(&idx_labels_of(&labels)),
+            )
+            .expect("write labels");
+        }
+        sandbox.write(
+            SYNTH,
+            r#"# The quick config on synthetic images: no download needed.
+schema = 1
+name = "synth"
+
+[data]
+dataset = "files"
+train = { images = "data/own/train-images-idx3-ubyte.gz", labels = "data/own/train-labels-idx1-ubyte.gz" }
+test = { images = "data/own/t10k-images-idx3-ubyte.gz", labels = "data/own/t10k-labels-idx1-ubyte.gz" }
+
+[train]
+epochs = 2
+"#,
+        );
+        sandbox
     }
 
     pub(crate) fn path(&self) -> &Path {

@@ -1,19 +1,19 @@
-//! `ae sweep`: grids, the shared stage cache, shards and `--collect`, on a
-//! small subset of the real MNIST.
+//! `ae sweep`: grids, the shared stage cache, shards and `--collect`, on
+//! synthetic images given as the user's own IDX files.
 
 use std::fs;
 use std::path::Path;
 
-use crate::support::{Run, Sandbox, dead_mirror, real_data};
+use crate::support::{Run, Sandbox};
 
-/// A 2 × 2 grid over the quick config, a little smaller still.
+/// A 2 × 2 grid over the synthetic experiment, a little smaller still.
 const GRID: &str = r#"
 name = "grid"
-base = "../configs/quick.toml"
+base = "../configs/synth.toml"
 
 [set]
-data.train_limit = 2000
-data.test_limit = 500
+data.train_limit = 1500
+data.test_limit = 400
 
 [grid]
 model.latent = [16, 32]
@@ -27,11 +27,8 @@ const POINTS: [&str; 4] = [
     "latent=32,seed=1",
 ];
 
-fn sweep(sandbox: &Sandbox, data: &Path, args: &[&str]) -> Run {
-    let run = sandbox.ae(
-        &[&["sweep", "sweeps/grid.toml"][..], args].concat(),
-        Some(data),
-    );
+fn sweep(sandbox: &Sandbox, args: &[&str]) -> Run {
+    let run = sandbox.ae(&[&["sweep", "sweeps/grid.toml"][..], args].concat(), None);
     run.assert_ok();
     run
 }
@@ -87,14 +84,9 @@ fn results(csv: &str) -> Vec<Vec<String>> {
 
 #[test]
 fn a_two_by_two_sweep_summarises_four_points_and_computes_the_data_once() {
-    let Some(data) =
-        real_data("a_two_by_two_sweep_summarises_four_points_and_computes_the_data_once")
-    else {
-        return;
-    };
-    let sandbox = Sandbox::new();
+    let sandbox = Sandbox::synthetic();
     sandbox.write("sweeps/grid.toml", GRID);
-    let dry = sweep(&sandbox, &data, &["--dry-run"]);
+    let dry = sweep(&sandbox, &["--dry-run"]);
     for point in POINTS {
         assert!(
             dry.stdout
@@ -106,7 +98,7 @@ fn a_two_by_two_sweep_summarises_four_points_and_computes_the_data_once() {
     }
     assert!(!sandbox.path().join("runs/grid/summary.csv").exists());
 
-    let run = sweep(&sandbox, &data, &[]);
+    let run = sweep(&sandbox, &[]);
     let runs = sandbox.path().join("runs");
     // The data stage ran for one point and was restored for the other three;
     // every point trained its own model.
@@ -171,9 +163,9 @@ fn a_two_by_two_sweep_summarises_four_points_and_computes_the_data_once() {
     }
 
     // Everything is done: the dry run says so, and a rerun runs nothing.
-    let dry = sweep(&sandbox, &data, &["--dry-run"]);
+    let dry = sweep(&sandbox, &["--dry-run"]);
     assert_eq!(dry.stdout.matches("finished").count(), 4, "{}", dry.stdout);
-    let again = sweep(&sandbox, &data, &[]);
+    let again = sweep(&sandbox, &[]);
     assert_eq!(
         again
             .stdout
@@ -187,19 +179,16 @@ fn a_two_by_two_sweep_summarises_four_points_and_computes_the_data_once() {
 
 #[test]
 fn shards_and_collect_give_the_unsharded_summary() {
-    let Some(data) = real_data("shards_and_collect_give_the_unsharded_summary") else {
-        return;
-    };
-    let sandbox = Sandbox::new();
+    let sandbox = Sandbox::synthetic();
     sandbox.write("sweeps/grid.toml", GRID);
     // Separate runs folders, so nothing is shared through the cache.
-    sweep(&sandbox, &data, &["--runs-dir", "whole", "--jobs", "2"]);
+    sweep(&sandbox, &["--runs-dir", "whole", "--jobs", "2"]);
     let whole = fs::read_to_string(sandbox.path().join("whole/grid/summary.csv")).expect("csv");
 
-    let first = sweep(&sandbox, &data, &["--runs-dir", "split", "--shard", "1/2"]);
+    let first = sweep(&sandbox, &["--runs-dir", "split", "--shard", "1/2"]);
     assert!(first.stdout.contains("--collect"), "{}", first.stdout);
     assert!(!sandbox.path().join("split/grid/summary.csv").exists());
-    let partial = sweep(&sandbox, &data, &["--runs-dir", "split", "--collect"]);
+    let partial = sweep(&sandbox, &["--runs-dir", "split", "--collect"]);
     assert!(
         partial.stdout.contains("2 of 4 points have not finished"),
         "{}",
@@ -208,15 +197,15 @@ fn shards_and_collect_give_the_unsharded_summary() {
     let csv = fs::read_to_string(sandbox.path().join("split/grid/summary.csv")).expect("csv");
     assert_eq!(results(&csv).len(), 3, "{csv}");
 
-    sweep(&sandbox, &data, &["--runs-dir", "split", "--shard", "2/2"]);
-    sweep(&sandbox, &data, &["--runs-dir", "split", "--collect"]);
+    sweep(&sandbox, &["--runs-dir", "split", "--shard", "2/2"]);
+    sweep(&sandbox, &["--runs-dir", "split", "--collect"]);
     let merged = fs::read_to_string(sandbox.path().join("split/grid/summary.csv")).expect("csv");
     assert_eq!(results(&merged), results(&whole));
 }
 
 #[test]
 fn an_invalid_point_stops_the_sweep_before_anything_runs() {
-    let sandbox = Sandbox::new();
+    let sandbox = Sandbox::synthetic();
     sandbox.write(
         "sweeps/grid.toml",
         &GRID.replace("model.latent = [16, 32]", "model.latent = [16, 33]"),
@@ -251,7 +240,7 @@ fn an_invalid_point_stops_the_sweep_before_anything_runs() {
     // A sweep may not take over an experiment's run directory.
     fs::create_dir_all(sandbox.path().join("runs/grid")).expect("mkdir");
     fs::write(sandbox.path().join("runs/grid/manifest.json"), "{}").expect("manifest");
-    let fixed = GRID.replace("data.test_limit = 500", "data.test_limit = 499");
+    let fixed = GRID.replace("data.test_limit = 400", "data.test_limit = 399");
     sandbox.write("sweeps/taken.toml", &fixed);
     sandbox
         .ae(&["sweep", "sweeps/taken.toml"], None)
@@ -267,41 +256,38 @@ fn an_invalid_point_stops_the_sweep_before_anything_runs() {
 
 #[test]
 fn a_failed_point_is_named_and_the_others_are_summarised() {
-    let Some(real) = real_data("a_failed_point_is_named_and_the_others_are_summarised") else {
-        return;
-    };
-    let sandbox = Sandbox::new();
-    // MNIST, and no Fashion-MNIST anywhere it could come from.
-    let data = sandbox.path().join("data");
-    fs::create_dir_all(&data).expect("mkdir");
-    std::os::unix::fs::symlink(real.join("mnist"), data.join("mnist")).expect("symlink");
-    let sweep = format!(
-        r#"
-name = "datasets"
-base = "../configs/quick.toml"
-
-[set]
-data.mirrors = [{:?}]
-data.train_limit = 2000
-data.test_limit = 500
+    let sandbox = Sandbox::synthetic();
+    // The second point's test labels are not there.
+    let sweep = r#"
+name = "labels"
+base = "../configs/synth.toml"
 
 [grid]
-data.dataset = ["mnist", "fashion-mnist"]
-"#,
-        dead_mirror()
-    );
-    sandbox.write("sweeps/datasets.toml", &sweep);
-    let run = sandbox.ae(&["sweep", "sweeps/datasets.toml"], Some(&data));
-    run.assert_error(&["1 of 2 points failed: dataset=fashion-mnist", "run.log"]);
+data.test.labels = ["data/own/t10k-labels-idx1-ubyte.gz", "data/own/missing.gz"]
+"#;
+    sandbox.write("sweeps/labels.toml", sweep);
+    let run = sandbox.ae(&["sweep", "sweeps/labels.toml"], None);
+    run.assert_error(&[
+        "1 of 2 points failed: labels=data_own_missing.gz",
+        "run.log",
+    ]);
     assert!(
-        run.stdout
-            .contains("dataset=fashion-mnist: FAILED: stage `data` failed: could not download"),
+        run.stdout.contains(
+            "labels=data_own_missing.gz: FAILED: stage `data` failed: data.test.labels = data/own/missing.gz: no such file"
+        ),
         "{}",
         run.stdout
     );
-    let csv = fs::read_to_string(sandbox.path().join("runs/datasets/summary.csv"))
+    let csv = fs::read_to_string(sandbox.path().join("runs/labels/summary.csv"))
         .expect("a summary of the point that finished");
     let rows = results(&csv);
     assert_eq!(rows.len(), 2, "{csv}");
-    assert_eq!(rows[1][..2], ["dataset=mnist", "mnist"].map(String::from));
+    assert_eq!(
+        rows[1][..2],
+        [
+            "labels=data_own_t10k-labels-idx1-ubyte.gz",
+            "data/own/t10k-labels-idx1-ubyte.gz"
+        ]
+        .map(String::from)
+    );
 }

@@ -172,7 +172,11 @@ fn write_splits(cfg: &DataConfig, data_root: &Path, run: &RunDir) -> Result<(), 
 
 /// Downloads the files of a published pair that are not there yet; a user's
 /// own file that is not there is an error naming its key.
-fn fetch_missing(cfg: &DataConfig, data_root: &Path, pair: &mut PairSource) -> Result<(), DataError> {
+fn fetch_missing(
+    cfg: &DataConfig,
+    data_root: &Path,
+    pair: &mut PairSource,
+) -> Result<(), DataError> {
     let Some(published) = &pair.published else {
         for (file, part) in [(&pair.images, "images"), (&pair.labels, "labels")] {
             let key = format!("data.{}.{part}", pair.role_key());

@@ -86,12 +86,18 @@ mod tests {
         let raw = dir.path().join(FILE.name);
         fs::write(&raw, b"abc").expect("write");
         assert_eq!(locate(dir.path(), &FILE), Some(raw.clone()));
-        assert_eq!(read_decompressed(&raw, 3, Fix::Redownload).expect("raw"), b"abc");
+        assert_eq!(
+            read_decompressed(&raw, 3, Fix::Redownload).expect("raw"),
+            b"abc"
+        );
 
         let gz = dir.path().join(format!("{}.gz", FILE.name));
         fs::write(&gz, gzip(b"abc")).expect("write");
         assert_eq!(locate(dir.path(), &FILE), Some(gz.clone()));
-        assert_eq!(read_decompressed(&gz, 3, Fix::Redownload).expect("gz"), b"abc");
+        assert_eq!(
+            read_decompressed(&gz, 3, Fix::Redownload).expect("gz"),
+            b"abc"
+        );
     }
 
     #[test]

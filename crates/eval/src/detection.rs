@@ -229,7 +229,14 @@ mod tests {
         let points: Vec<(f64, f64, f64, f64)> = curve
             .points
             .iter()
-            .map(|p| (p.score, p.false_positive_rate, p.true_positive_rate, p.precision))
+            .map(|p| {
+                (
+                    p.score,
+                    p.false_positive_rate,
+                    p.true_positive_rate,
+                    p.precision,
+                )
+            })
             .collect();
         assert_eq!(
             points,

@@ -22,9 +22,7 @@ pub mod scores;
 
 use std::path::PathBuf;
 
-use ae_store::{
-    Env, Input, Metrics, PipelineStage, RunDir, StageOutcome, StoreError, files,
-};
+use ae_store::{Env, Input, Metrics, PipelineStage, RunDir, StageOutcome, StoreError, files};
 use ae_tables::{ScoresTable, TableError};
 use serde_json::json;
 

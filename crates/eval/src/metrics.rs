@@ -153,7 +153,14 @@ mod tests {
         let labels = vec![0; 250];
         let flags = vec![false; 250];
         let summary = summarize(&scores).expect("summary");
-        let m = compute(&EvalConfig::default(), 1e9, summary, &scores, &labels, &flags);
+        let m = compute(
+            &EvalConfig::default(),
+            1e9,
+            summary,
+            &scores,
+            &labels,
+            &flags,
+        );
         assert_eq!(m.top_indices.len(), TOP_INDICES);
         assert_eq!(m.top_indices[0], 249);
     }

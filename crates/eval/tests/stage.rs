@@ -104,7 +104,10 @@ fn writes_scores_and_metrics_that_agree() {
     assert_eq!(value["rule"], "mean_multiple");
     assert_eq!(value["per_label"][2]["label"], 7);
     assert_eq!(value["per_label"][2]["anomalies"], 1);
-    assert!(!run.path(files::ROC).exists(), "no curve without ground truth");
+    assert!(
+        !run.path(files::ROC).exists(),
+        "no curve without ground truth"
+    );
 }
 
 #[test]

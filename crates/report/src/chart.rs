@@ -176,4 +176,3 @@ pub(crate) fn whole_numbers_only(v: &f64) -> String {
         String::new()
     }
 }
-

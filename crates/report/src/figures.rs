@@ -5,8 +5,8 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 
 use crate::chart::{
-    BLUE, Bins, DrawResult, FONT, ORANGE, category_label, draw_legend, draw_threshold,
-    score_chart, text, whole_numbers_only,
+    BLUE, Bins, DrawResult, FONT, ORANGE, category_label, draw_legend, draw_threshold, score_chart,
+    text, whole_numbers_only,
 };
 use ae_store::{History, LabelCounts};
 

@@ -254,8 +254,8 @@ mod tests {
     use std::fs::File;
 
     use ae_store::{
-        Confusion, Detection, EpochRecord, History, IMAGE_PIXELS, LabelCounts, Metrics, OperatingPoint,
-        RocCurve, Score, Split, Summary, ThresholdRule, ThresholdSource,
+        Confusion, Detection, EpochRecord, History, IMAGE_PIXELS, LabelCounts, Metrics,
+        OperatingPoint, RocCurve, Score, Split, Summary, ThresholdRule, ThresholdSource,
     };
     use ae_tables::ScoresTable;
 

@@ -203,7 +203,15 @@ fn produce(
         .collect::<Result<_, _>>()?;
     let fingerprint = staleness::fingerprint(name, params, &inputs, PIPELINE_VERSION);
     let outputs = match &exp.cache {
-        Some(cache) => share(cache, name, &fingerprint, seconds, exp, outputs, locked.is_some()),
+        Some(cache) => share(
+            cache,
+            name,
+            &fingerprint,
+            seconds,
+            exp,
+            outputs,
+            locked.is_some(),
+        ),
         None => outputs,
     };
     Ok(Produced {

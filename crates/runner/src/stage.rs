@@ -172,12 +172,24 @@ mod tests {
     /// Config keys that change no stage's params, each with the reason.
     const IN_NO_FINGERPRINT: [(&str, &str); 9] = [
         ("schema", "the config file's format, not a result"),
-        ("data.dir", "where dataset files are found; their content is an input"),
-        ("data.mirrors", "where missing files come from; they are verified"),
+        (
+            "data.dir",
+            "where dataset files are found; their content is an input",
+        ),
+        (
+            "data.mirrors",
+            "where missing files come from; they are verified",
+        ),
         ("data.connect_timeout_secs", "how long a download may wait"),
         ("data.read_timeout_secs", "how long a download may wait"),
-        ("data.train.images", "a path; the file's content is an input"),
-        ("data.train.labels", "a path; the file's content is an input"),
+        (
+            "data.train.images",
+            "a path; the file's content is an input",
+        ),
+        (
+            "data.train.labels",
+            "a path; the file's content is an input",
+        ),
         ("data.test.images", "a path; the file's content is an input"),
         ("data.test.labels", "a path; the file's content is an input"),
     ];
@@ -265,7 +277,9 @@ mod tests {
         let before = params(&base);
         let table: toml::Table = toml::from_str(&base.to_toml()).expect("the config as TOML");
         let mut keys = Vec::new();
-        leaves("", &table, &mut |key, value| keys.push((key, value.clone())));
+        leaves("", &table, &mut |key, value| {
+            keys.push((key, value.clone()))
+        });
         assert!(keys.len() > 30, "{keys:?}");
         for (key, value) in keys {
             let changed = Override {

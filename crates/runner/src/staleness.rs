@@ -43,7 +43,11 @@ pub(crate) struct Now<'a> {
 /// Decides whether a stage with `record` (none: never ran) must run, given
 /// how it is `now`. `forced` names a reason that overrides the check
 /// (`--force`, ...).
-pub(crate) fn decide(record: Option<&StageRecord>, now: &Now<'_>, forced: Option<&str>) -> Decision {
+pub(crate) fn decide(
+    record: Option<&StageRecord>,
+    now: &Now<'_>,
+    forced: Option<&str>,
+) -> Decision {
     if let Some(reason) = forced {
         return Decision::Run(reason.to_string());
     }
@@ -112,7 +116,12 @@ pub(crate) fn canonical(params: &Value) -> Value {
 /// sha256 of the stage name, its params (canonical JSON: keys sorted), its
 /// inputs' keys and digests, and the pipeline version: what identifies its
 /// outputs in the cache.
-pub(crate) fn fingerprint(stage: &str, params: &Value, inputs: &[FileRecord], version: &str) -> String {
+pub(crate) fn fingerprint(
+    stage: &str,
+    params: &Value,
+    inputs: &[FileRecord],
+    version: &str,
+) -> String {
     let inputs: Vec<(&str, &str)> = inputs
         .iter()
         .map(|f| (f.key(), f.sha256.as_str()))

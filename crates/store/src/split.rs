@@ -146,11 +146,16 @@ pub fn write_codes(path: &Path, latent: usize, codes: &[f32]) -> Result<(), Stor
 /// Reads a file written by [`write_codes`]: the latent size and the codes.
 pub fn read_codes(path: &Path) -> Result<(usize, Vec<f32>), StoreError> {
     let mut file = TensorFile::open(path)?;
-    let shape = file.shape(LATENT).map(<[usize]>::to_vec).unwrap_or_default();
+    let shape = file
+        .shape(LATENT)
+        .map(<[usize]>::to_vec)
+        .unwrap_or_default();
     let [n, latent] = shape[..] else {
         return Err(StoreError::Layout {
             path: path.to_path_buf(),
-            problems: vec![format!("`{LATENT}` must be an [N, L] tensor, found shape {shape:?}")],
+            problems: vec![format!(
+                "`{LATENT}` must be an [N, L] tensor, found shape {shape:?}"
+            )],
         });
     };
     file.expect_exactly(&[(LATENT, Dtype::F32, &[n, latent])])?;

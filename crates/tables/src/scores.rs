@@ -89,7 +89,10 @@ impl ScoresTable {
                 path: path.to_path_buf(),
                 source,
             })?;
-        let columns = Columns { path, frame: &frame };
+        let columns = Columns {
+            path,
+            frame: &frame,
+        };
         let score = if frame.column(Score::Mae.column()).is_ok() {
             Score::Mae
         } else {
@@ -129,8 +132,8 @@ impl Columns<'_> {
             .frame
             .column(name)
             .map_err(|_| problem(format!("column `{name}` is missing")))?;
-        let values =
-            values(column).map_err(|e| problem(format!("column `{name}` has the wrong type: {e}")))?;
+        let values = values(column)
+            .map_err(|e| problem(format!("column `{name}` has the wrong type: {e}")))?;
         values
             .into_iter()
             .collect::<Option<Vec<T>>>()
@@ -181,7 +184,9 @@ mod tests {
         )
         .expect("frame");
         write_frame(&path, &mut frame, FrameFormat::Parquet).expect("write");
-        let err = ScoresTable::read(&path).expect_err("f64 scores").to_string();
+        let err = ScoresTable::read(&path)
+            .expect_err("f64 scores")
+            .to_string();
         assert!(
             err.contains("scores.parquet") && err.contains("column `mse` has the wrong type"),
             "{err}"

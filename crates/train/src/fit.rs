@@ -7,8 +7,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::batches::Order;
 use crate::engine::TrainEngine;
-use ae_store::{EpochRecord, History};
 use crate::{TrainConfig, TrainError};
+use ae_store::{EpochRecord, History};
 
 /// Trains `engine` for `cfg.epochs` epochs on `train`, validating on `test`
 /// after each: `loss` is the mean of the epoch's batch losses, `val_loss` the

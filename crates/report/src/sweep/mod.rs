@@ -166,12 +166,17 @@ impl PointResults {
 }
 
 /// Writes the summary of `results` into `dir`; returns the files written.
-pub fn write(sweep: &Sweep, results: &[PointResults], dir: &Path) -> Result<Vec<PathBuf>, ReportError> {
+pub fn write(
+    sweep: &Sweep,
+    results: &[PointResults],
+    dir: &Path,
+) -> Result<Vec<PathBuf>, ReportError> {
     let rows: Vec<columns::Row<'_>> = results.iter().map(columns::Row::of).collect();
-    let mut frame = columns::frame(sweep, &rows).map_err(|source| ae_tables::TableError::Polars {
-        path: dir.join(SUMMARY_PARQUET),
-        source,
-    })?;
+    let mut frame =
+        columns::frame(sweep, &rows).map_err(|source| ae_tables::TableError::Polars {
+            path: dir.join(SUMMARY_PARQUET),
+            source,
+        })?;
     let parquet = dir.join(SUMMARY_PARQUET);
     write_frame(&parquet, &mut frame, FrameFormat::Parquet)?;
     let csv = dir.join(SUMMARY_CSV);
@@ -209,7 +214,11 @@ pub fn markdown(sweep: &Sweep, results: &[PointResults]) -> String {
 }
 
 /// `val_loss.png` and one plot of the metric against each varying key.
-fn plots(sweep: &Sweep, rows: &[columns::Row<'_>], dir: &Path) -> Result<Vec<PathBuf>, ReportError> {
+fn plots(
+    sweep: &Sweep,
+    rows: &[columns::Row<'_>],
+    dir: &Path,
+) -> Result<Vec<PathBuf>, ReportError> {
     let curves: Vec<(String, Vec<(u32, f64)>)> = rows
         .iter()
         .map(|r| {

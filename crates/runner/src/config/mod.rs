@@ -116,7 +116,7 @@ impl ExperimentConfig {
             message,
         })?;
         if !overrides.is_empty() {
-            cfg = overrides::apply(&cfg, overrides)?;
+            cfg = cfg.with_overrides(overrides)?;
         }
         let problems = cfg.validate();
         if problems.is_empty() {

@@ -119,10 +119,7 @@ fn a_stage_that_never_finished_runs() {
 
 #[test]
 fn another_ae_version_reruns_everything() {
-    check(
-        |w| w.version = "ae 10.0.0".into(),
-        "ae 9.9.9 → ae 10.0.0",
-    );
+    check(|w| w.version = "ae 10.0.0".into(), "ae 9.9.9 → ae 10.0.0");
 }
 
 #[test]

@@ -28,7 +28,11 @@ pub(crate) fn experiment(point: &Point, sweep: &Sweep, workspace: &Workspace) ->
 
 /// Whether every stage of `point` has run with its config and its outputs
 /// are intact.
-pub(crate) fn finished(sweep: &Sweep, point: &Point, workspace: &Workspace) -> anyhow::Result<bool> {
+pub(crate) fn finished(
+    sweep: &Sweep,
+    point: &Point,
+    workspace: &Workspace,
+) -> anyhow::Result<bool> {
     let manifest_path = point_dir(workspace, point).join(files::MANIFEST);
     if !manifest_path.is_file() {
         return Ok(false);
@@ -148,8 +152,12 @@ impl Runner<'_> {
 fn failed_stage(manifest: &Manifest) -> Option<(&str, &str)> {
     Stage::ALL.into_iter().find_map(|stage| {
         let record = manifest.stages.get(stage.name())?;
-        (record.status == StageStatus::Failed)
-            .then(|| (stage.name(), record.error.as_deref().unwrap_or("(no message)")))
+        (record.status == StageStatus::Failed).then(|| {
+            (
+                stage.name(),
+                record.error.as_deref().unwrap_or("(no message)"),
+            )
+        })
     })
 }
 

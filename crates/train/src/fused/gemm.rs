@@ -172,7 +172,8 @@ mod tests {
     #[test]
     fn bounds_that_overflow_are_out_of_bounds() {
         check_bounds(10, 2, 5, 5, 1);
-        let overflowing = std::panic::catch_unwind(|| check_bounds(10, 3, 1, usize::MAX / 2 + 1, 1));
+        let overflowing =
+            std::panic::catch_unwind(|| check_bounds(10, 3, 1, usize::MAX / 2 + 1, 1));
         assert!(overflowing.is_err(), "a wrapped offset is not a small one");
         let past = std::panic::catch_unwind(|| check_bounds(10, 2, 6, 5, 1));
         assert!(past.is_err());

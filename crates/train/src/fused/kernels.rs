@@ -77,12 +77,19 @@ mod tests {
     #[test]
     fn every_path_agrees_with_the_baseline() {
         let rows = 3;
-        let z: Vec<f32> = (0..rows * INPUT).map(|i| ((i % 97) as f32 - 48.0) / 9.0).collect();
-        let x: Vec<f32> = (0..rows * INPUT).map(|i| (i % 256) as f32 / 255.0).collect();
+        let z: Vec<f32> = (0..rows * INPUT)
+            .map(|i| ((i % 97) as f32 - 48.0) / 9.0)
+            .collect();
+        let x: Vec<f32> = (0..rows * INPUT)
+            .map(|i| (i % 256) as f32 / 255.0)
+            .collect();
         let b: Vec<f32> = (0..INPUT).map(|i| (i % 7) as f32 / 10.0 - 0.3).collect();
         let detected = squared_errors(Isa::detect(), &z, &x, &b);
         let baseline = squared_errors(Isa::baseline(), &z, &x, &b);
-        assert!((detected - baseline).abs() <= 1e-5 * baseline, "{detected} vs {baseline}");
+        assert!(
+            (detected - baseline).abs() <= 1e-5 * baseline,
+            "{detected} vs {baseline}"
+        );
         let (mut out_d, mut out_b) = (z.clone(), z);
         let (mut gb_d, mut gb_b) = (vec![0.0; INPUT], vec![0.0; INPUT]);
         let loss_d = output_pass(Isa::detect(), &mut out_d, &x, &b, &mut gb_d, 0.01);
