@@ -161,20 +161,20 @@ pub struct MirrorFailure {
     pub reason: MirrorError,
 }
 
-/// Why one mirror failed.
+/// Why one mirror failed; [`MirrorFailure`] shows it with its causes.
 #[derive(Debug, thiserror::Error)]
 pub enum MirrorError {
     /// Connecting, the request or the response failed.
-    #[error("{0}")]
+    #[error("the request failed")]
     Http(#[from] ureq::Error),
     /// Receiving the body into the temporary file failed.
-    #[error("download interrupted: {0}")]
-    Body(io::Error),
+    #[error("the download was interrupted")]
+    Body(#[source] io::Error),
     /// The body is not valid gzip.
-    #[error("served a corrupt gzip file: {0}")]
-    Gzip(io::Error),
+    #[error("it served a corrupt gzip file")]
+    Gzip(#[source] io::Error),
     /// The body decompressed to the wrong content.
-    #[error("served a file whose decompressed sha256 is {found}, not {expected}")]
+    #[error("it served a file whose decompressed sha256 is {found}, not {expected}")]
     Checksum {
         /// The published digest.
         expected: &'static str,
@@ -184,8 +184,22 @@ pub enum MirrorError {
 }
 
 impl fmt::Display for MirrorFailure {
+    /// `URL: reason: cause: ...`, the whole chain of the reason. A cause
+    /// whose text its parent's message already ends with (ureq's errors
+    /// show their cause themselves) is not repeated.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.url, self.reason)
+        write!(f, "{}: {}", self.url, self.reason)?;
+        let mut shown = self.reason.to_string();
+        let mut cause = std::error::Error::source(&self.reason);
+        while let Some(error) = cause {
+            let text = error.to_string();
+            if !shown.ends_with(&text) {
+                write!(f, ": {text}")?;
+            }
+            shown = text;
+            cause = error.source();
+        }
+        Ok(())
     }
 }
 

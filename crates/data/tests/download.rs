@@ -131,6 +131,13 @@ fn when_every_mirror_fails_each_is_reported_and_nothing_lands() {
         assert!(message.contains(url.as_str()), "names {url}: {message}");
     }
     assert!(message.contains("404"), "{message}");
+    // Each cause once: the truncated body's gzip error, the refused connection.
+    assert!(
+        message.contains(&format!("{}t10k-labels-idx1-ubyte.gz: it served a corrupt gzip file: ", truncated.url)),
+        "{message}"
+    );
+    let refused = message.matches("Connection refused").count();
+    assert_eq!(refused, 1, "the dead mirror's cause once: {message}");
     assert!(
         message.contains(&format!("put it in {}", dest_dir.display())),
         "says where to put the file by hand: {message}"

@@ -10,7 +10,7 @@ use crate::stage::Stage;
 /// Autoencoder anomaly detection on MNIST-style images, one TOML file per experiment.
 ///
 /// Each experiment runs as a pipeline of stages (data, train, infer, eval, report) that
-/// write their artifacts to runs/<name>/ as safetensors, CSV, Parquet and PNG files.
+/// write their artifacts to runs/NAME/ as safetensors, CSV, Parquet and PNG files.
 #[derive(Debug, Parser)]
 #[command(name = "ae", version, max_term_width = 100)]
 pub(crate) struct Cli {
@@ -36,7 +36,7 @@ pub(crate) struct Cli {
     )]
     pub runs_dir: PathBuf,
 
-    /// The cache of stage outputs shared between runs [default: <runs-dir>/.cache].
+    /// The cache of stage outputs shared between runs [default: RUNS_DIR/.cache].
     #[arg(long, env = "AE_CACHE_DIR", global = true, value_name = "DIR")]
     pub cache_dir: Option<PathBuf>,
 
@@ -54,7 +54,7 @@ pub(crate) struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
-    /// Run the stages of an experiment that are stale, in order, writing runs/<name>/.
+    /// Run the stages of an experiment that are stale, in order, writing runs/NAME/.
     ///
     /// A stage is fresh when its config section, its inputs and the ae version are those
     /// it last ran with and its outputs are intact; each line says `fresh`, or `ran` and why.
@@ -86,10 +86,10 @@ pub(crate) enum Command {
     Status(RunArgs),
     /// Run an experiment at every point of a grid, then summarise them.
     ///
-    /// The sweep file names a base config and a [grid] of dotted keys with lists of
-    /// values; every combination is a point, run in runs/<sweep>/<point>/. Stages that
+    /// The sweep file names a base config and a grid section of dotted keys with lists of
+    /// values; every combination is a point, run in runs/SWEEP/POINT/. Stages that
     /// were computed anywhere before (same fingerprint) are restored from the cache.
-    /// The summary (summary.parquet, .csv, .md and plots) goes to runs/<sweep>/.
+    /// The summary (summary.parquet, .csv, .md and plots) goes to runs/SWEEP/.
     Sweep(SweepArgs),
     /// Time the training engines on an experiment's data: seconds per epoch
     /// (validation included) and training images per second.

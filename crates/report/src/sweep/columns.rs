@@ -56,6 +56,9 @@ enum Kind {
     Count,
 }
 
+/// A cell of `summary.md`'s results table: its header and how a row shows it.
+type MarkdownCell = (&'static str, fn(&Row<'_>) -> String);
+
 /// One result column of the summary.
 pub(super) struct ResultColumn {
     /// The name in `summary.parquet` and `summary.csv`.
@@ -67,7 +70,7 @@ pub(super) struct ResultColumn {
     /// Its value for a point; `None` when the point has none (no ground truth).
     value: fn(&Row<'_>) -> Option<f64>,
     /// The header and cell of the results table in `summary.md`, if it is there.
-    markdown: Option<(&'static str, fn(&Row<'_>) -> String)>,
+    markdown: Option<MarkdownCell>,
     /// The header and digits of the means over seeds in `summary.md`, if it is there.
     over_seeds: Option<(&'static str, usize)>,
 }
@@ -315,8 +318,7 @@ fn key_column(name: &str, values: &[&GridValue]) -> Column {
 /// The results table of `summary.md`: each varying key, then the columns
 /// it shows.
 pub(super) fn markdown_table(sweep: &Sweep, rows: &[Row<'_>]) -> String {
-    let shown: Vec<(&str, fn(&Row<'_>) -> String)> =
-        present(rows).filter_map(|c| c.markdown).collect();
+    let shown: Vec<MarkdownCell> = present(rows).filter_map(|c| c.markdown).collect();
     let mut header: Vec<String> = sweep.varying.iter().map(|k| k.key.clone()).collect();
     header.extend(shown.iter().map(|(h, _)| h.to_string()));
     let body: Vec<Vec<String>> = rows

@@ -8,7 +8,8 @@
 //! The runner decides which points have finished and hands over their run
 //! directories; every result is read here from the point's own files
 //! (`manifest.json`, `train/history.csv`, `eval/metrics.json`) through their
-//! one reader in `ae-store`. Every column is declared once, in [`columns`].
+//! one reader in `ae-store`. Every column is declared once, in its
+//! `columns` module.
 
 mod columns;
 mod figures;
