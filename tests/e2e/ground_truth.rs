@@ -8,7 +8,10 @@ use std::path::Path;
 
 use safetensors::SafeTensors;
 
-use crate::support::{SYNTH, SYNTH_TEST, SYNTH_TRAIN, Sandbox, f32s, real_data, synthetic_digits};
+use crate::support::{
+    SYNTH, SYNTH_TEST, SYNTH_TRAIN, Sandbox, bool_column, f32_column, f32s, read_parquet,
+    real_data, synthetic_digits,
+};
 
 /// The tensors of a split file: (labels, is_outlier), checking their shapes.
 fn split(path: &Path) -> (Vec<u8>, Option<Vec<u8>>, Vec<f32>) {
@@ -125,17 +128,9 @@ fn fashion_outliers_join_the_test_split_and_are_scored() {
         + at["false_positives"].as_u64().expect("a count");
     assert_eq!(flagged, metrics["anomalies"].as_u64().expect("a count"));
     // The scores table carries the ground truth beside the flags.
-    let scores = fs::File::open(dir.join("eval/scores.parquet")).expect("scores");
-    use polars::prelude::SerReader;
-    let frame = polars::prelude::ParquetReader::new(scores)
-        .finish()
-        .expect("parquet");
-    let outliers = frame
-        .column("is_outlier")
-        .expect("is_outlier")
-        .bool()
-        .expect("bool");
-    assert_eq!(outliers.sum(), Some(400));
+    let frame = read_parquet(&dir.join("eval/scores.parquet"));
+    let outliers = bool_column(&frame, "is_outlier");
+    assert_eq!(outliers.iter().filter(|&&o| o).count(), 400);
     for figure in ["roc.png", "precision_recall.png", "score_distributions.png"] {
         assert!(dir.join("report").join(figure).is_file(), "{figure}");
     }
@@ -194,26 +189,9 @@ fn one_class_metrics_and_curves_agree_with_the_scores() {
     run.assert_ok();
     assert!(run.stdout.contains("AUROC "), "{}", run.stdout);
     let dir = sandbox.path().join("runs/synth");
-    let scores = fs::File::open(dir.join("eval/scores.parquet")).expect("scores");
-    use polars::prelude::SerReader;
-    let frame = polars::prelude::ParquetReader::new(scores)
-        .finish()
-        .expect("parquet");
-    let mse: Vec<f32> = frame
-        .column("mse")
-        .expect("mse")
-        .f32()
-        .expect("f32")
-        .into_no_null_iter()
-        .collect();
-    let truth: Vec<bool> = frame
-        .column("is_outlier")
-        .expect("truth")
-        .bool()
-        .expect("bool")
-        .iter()
-        .map(|t| t.expect("no nulls"))
-        .collect();
+    let frame = read_parquet(&dir.join("eval/scores.parquet"));
+    let mse = f32_column(&frame, "mse");
+    let truth = bool_column(&frame, "is_outlier");
     assert_eq!(mse.len(), SYNTH_TEST);
     // AUROC by counting pairs, independently of eval's ranking.
     let (mut correct, mut pairs) = (0.0, 0.0);

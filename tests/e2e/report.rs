@@ -4,9 +4,10 @@
 use std::fs::{self, File};
 use std::path::Path;
 
-use polars::prelude::*;
 
-use crate::support::{SYNTH, SYNTH_TEST, SYNTH_TRAIN, Sandbox, f32s};
+use crate::support::{
+    SYNTH, SYNTH_TEST, SYNTH_TRAIN, Sandbox, bool_column, f32_column, f32s, read_parquet,
+};
 
 const FIGURES: [&str; 5] = [
     "reconstructions",
@@ -72,25 +73,10 @@ fn the_quick_pipeline_scores_flags_and_reports() {
     assert_eq!(metrics["top_indices"].as_array().expect("top").len(), 100);
     assert_eq!(metrics["per_label"].as_array().expect("labels").len(), 10);
 
-    let frame = ParquetReader::new(File::open(root.join("eval/scores.parquet")).expect("parquet"))
-        .finish()
-        .expect("readable");
+    let frame = read_parquet(&root.join("eval/scores.parquet"));
     assert_eq!(frame.height(), SYNTH_TEST);
-    let mse: Vec<f32> = frame
-        .column("mse")
-        .expect("mse")
-        .f32()
-        .expect("f32")
-        .into_no_null_iter()
-        .collect();
-    let flags: Vec<bool> = frame
-        .column("is_anomaly")
-        .expect("flags")
-        .bool()
-        .expect("bool")
-        .iter()
-        .map(|f| f.expect("no nulls"))
-        .collect();
+    let mse = f32_column(&frame, "mse");
+    let flags = bool_column(&frame, "is_anomaly");
     assert_eq!(flags.iter().filter(|&&f| f).count(), anomalies);
     assert!(
         mse.iter()
@@ -281,10 +267,7 @@ fn the_mae_score_runs_through_eval_and_report() {
         (threshold - 2.0 * mean).abs() < 1e-6,
         "{threshold} vs 2 × {mean}"
     );
-    let scores = fs::File::open(root.join("eval/scores.parquet")).expect("scores");
-    let frame = polars::prelude::ParquetReader::new(scores)
-        .finish()
-        .expect("parquet");
+    let frame = read_parquet(&root.join("eval/scores.parquet"));
     assert!(frame.column("mae").is_ok() && frame.column("mse").is_err());
     let page = fs::read_to_string(root.join("report/index.html")).expect("page");
     assert!(page.contains("Test MAE"), "the report names the score");

@@ -249,3 +249,35 @@ pub(crate) fn f32s(bytes: &[u8], name: &str) -> Vec<f32> {
         .map(|b| f32::from_le_bytes(b.try_into().expect("4 bytes")))
         .collect()
 }
+
+/// A Parquet file as a user's polars reads it (not through `ae`'s reader).
+pub(crate) fn read_parquet(path: &Path) -> polars::prelude::DataFrame {
+    use polars::prelude::SerReader;
+    let file = fs::File::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    polars::prelude::ParquetReader::new(file)
+        .finish()
+        .expect("a readable Parquet file")
+}
+
+/// The values of f32 column `name`, none missing.
+pub(crate) fn f32_column(frame: &polars::prelude::DataFrame, name: &str) -> Vec<f32> {
+    frame
+        .column(name)
+        .unwrap_or_else(|_| panic!("no column `{name}`"))
+        .f32()
+        .expect("an f32 column")
+        .into_no_null_iter()
+        .collect()
+}
+
+/// The values of boolean column `name`, none missing.
+pub(crate) fn bool_column(frame: &polars::prelude::DataFrame, name: &str) -> Vec<bool> {
+    frame
+        .column(name)
+        .unwrap_or_else(|_| panic!("no column `{name}`"))
+        .bool()
+        .expect("a boolean column")
+        .iter()
+        .map(|v| v.expect("no missing values"))
+        .collect()
+}

@@ -142,11 +142,7 @@ fn a_two_by_two_sweep_summarises_four_points_and_computes_the_data_once() {
         let summarised: f64 = row[3].parse().expect("f64");
         assert_eq!(summarised, val_loss, "{point}");
     }
-    let parquet = fs::File::open(runs.join("grid/summary.parquet")).expect("parquet");
-    let frame = polars::prelude::ParquetReader::new(parquet)
-        .finish()
-        .expect("readable parquet");
-    use polars::prelude::SerReader;
+    let frame = crate::support::read_parquet(&runs.join("grid/summary.parquet"));
     assert_eq!(frame.height(), 4);
     let md = fs::read_to_string(runs.join("grid/summary.md")).expect("summary.md");
     assert!(md.contains("Mean ± standard deviation over seeds"), "{md}");

@@ -98,7 +98,7 @@ impl PipelineStage for EvalStage {
         if cfg.eval.source == ThresholdSource::Train {
             inputs.extend([files::TRAIN_SPLIT, files::TRAIN_DECODED]);
         }
-        inputs.into_iter().map(|f| Input::Run(f.into())).collect()
+        Input::run_files(inputs)
     }
 
     fn outputs(cfg: &StageConfig) -> Vec<String> {

@@ -58,7 +58,7 @@ impl PipelineStage for InferStage {
         if cfg.reconstructs_train() {
             inputs.push(files::TRAIN_SPLIT);
         }
-        inputs.into_iter().map(|f| Input::Run(f.into())).collect()
+        Input::run_files(inputs)
     }
 
     fn outputs(cfg: &StageConfig) -> Vec<String> {

@@ -103,10 +103,7 @@ impl PipelineStage for ReportStage {
     type Error = ReportError;
 
     fn inputs(cfg: &StageConfig, _env: &Env) -> Vec<Input> {
-        ReportInputs::files(cfg.ground_truth)
-            .into_iter()
-            .map(|f| Input::Run(f.into()))
-            .collect()
+        Input::run_files(ReportInputs::files(cfg.ground_truth))
     }
 
     fn outputs(cfg: &StageConfig) -> Vec<String> {

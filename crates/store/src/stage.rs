@@ -75,6 +75,11 @@ pub enum Input {
 }
 
 impl Input {
+    /// One [`Input::Run`] for each of `files` (of [`crate::files`]).
+    pub fn run_files(files: impl IntoIterator<Item = &'static str>) -> Vec<Input> {
+        files.into_iter().map(|f| Input::Run(f.into())).collect()
+    }
+
     /// The name the manifest and fingerprints know the input by: the
     /// relative path of a run file, the role of an external one.
     pub fn name(&self) -> &str {

@@ -79,10 +79,7 @@ impl PipelineStage for TrainStage {
     type Error = TrainError;
 
     fn inputs(_cfg: &StageConfig, _env: &Env) -> Vec<Input> {
-        [files::TRAIN_SPLIT, files::TEST_SPLIT]
-            .into_iter()
-            .map(|f| Input::Run(f.into()))
-            .collect()
+        Input::run_files([files::TRAIN_SPLIT, files::TEST_SPLIT])
     }
 
     fn outputs(_cfg: &StageConfig) -> Vec<String> {
