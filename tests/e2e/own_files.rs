@@ -236,3 +236,121 @@ fn the_shipped_own_idx_config_runs() {
             .is_file()
     );
 }
+
+#[test]
+fn a_folder_in_place_of_an_own_file_names_its_key() {
+    let sandbox = Sandbox::synthetic();
+    fs::create_dir_all(sandbox.path().join("data/own/folder")).expect("mkdir");
+    data_error(
+        &sandbox,
+        &["--set", "data.train.images=data/own/folder"],
+        &[
+            "data.train.images cannot be used",
+            "data/own/folder is not a regular file but a folder",
+        ],
+    );
+}
+
+/// Regression: a named pipe where a file should be is neither opened nor
+/// waited on (opening it would block until a writer came).
+#[cfg(unix)]
+#[test]
+fn a_named_pipe_in_place_of_an_own_file_does_not_hang() {
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant};
+
+    let sandbox = Sandbox::synthetic();
+    let pipe = sandbox.path().join("data/own/pipe");
+    let made = Command::new("mkfifo")
+        .arg(&pipe)
+        .status()
+        .expect("mkfifo runs");
+    assert!(made.success(), "mkfifo failed");
+    for command in ["status", "pipeline"] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_ae"))
+            .args([command, SYNTH, "--set", "data.test.images=data/own/pipe"])
+            .current_dir(sandbox.path())
+            .env_remove("AE_DATA_DIR")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn ae");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while child.try_wait().expect("wait").is_none() {
+            if Instant::now() > deadline {
+                child.kill().expect("kill");
+                panic!("`ae {command}` hung on a named pipe");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let output = child.wait_with_output().expect("output");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        match command {
+            "status" => {
+                assert!(output.status.success(), "{stderr}");
+                assert!(
+                    stdout.starts_with("data    stale     never ran"),
+                    "{stdout}"
+                );
+            }
+            _ => {
+                assert_eq!(output.status.code(), Some(1), "{stderr}");
+                assert!(
+                    stderr.contains("data.test.images cannot be used")
+                        && stderr.contains("is not a regular file but a named pipe"),
+                    "{stderr}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn an_empty_split_is_an_error_not_a_model_trained_on_nothing() {
+    let sandbox = Sandbox::synthetic();
+    fs::write(
+        sandbox.path().join("data/own/none-images.gz"),
+        gzip(&idx_images_of(&[])),
+    )
+    .expect("write");
+    fs::write(
+        sandbox.path().join("data/own/none-labels.gz"),
+        gzip(&idx_labels_of(&[])),
+    )
+    .expect("write");
+    data_error(
+        &sandbox,
+        &[
+            "--set",
+            "data.test.images=data/own/none-images.gz",
+            "--set",
+            "data.test.labels=data/own/none-labels.gz",
+        ],
+        &["the test split would hold no image: data/own/none-images.gz holds no image"],
+    );
+    // A one-class label that no training image has.
+    let (pixels, _) = synthetic_digits(30, 4);
+    fs::write(
+        sandbox.path().join("data/own/sevens.gz"),
+        gzip(&idx_labels_of(&[7; 30])),
+    )
+    .expect("write");
+    fs::write(
+        sandbox.path().join("data/own/thirty.gz"),
+        gzip(&idx_images_of(&pixels)),
+    )
+    .expect("write");
+    data_error(
+        &sandbox,
+        &[
+            "--set",
+            "data.train.images=data/own/thirty.gz",
+            "--set",
+            "data.train.labels=data/own/sevens.gz",
+            "--set",
+            "data.normal_labels=[3]",
+        ],
+        &["no image of data/own/sevens.gz has a label in data.normal_labels = [3]"],
+    );
+}

@@ -4,7 +4,6 @@
 use std::fs::{self, File};
 use std::path::Path;
 
-
 use crate::support::{
     SYNTH, SYNTH_TEST, SYNTH_TRAIN, Sandbox, bool_column, f32_column, f32s, read_parquet,
 };

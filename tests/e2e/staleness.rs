@@ -380,3 +380,23 @@ fn own_files_count_by_content_not_by_where_they_are() {
         "{run:?}"
     );
 }
+
+#[test]
+fn a_cache_that_cannot_be_used_costs_only_the_sharing() {
+    let sandbox = Sandbox::synthetic();
+    // A file where the cache's folder should be: it cannot be created.
+    sandbox.write("blocker", "");
+    let run = pipeline(&sandbox, &["--cache-dir", "blocker/cache"]);
+    let stages = verdicts(&run);
+    assert!(
+        stages.iter().all(|(_, v)| v.starts_with("ran never ran")),
+        "{stages:?}"
+    );
+    assert!(
+        run.stderr.contains("cannot use the cache"),
+        "{}",
+        run.stderr
+    );
+    let again = verdicts(&pipeline(&sandbox, &["--cache-dir", "blocker/cache"]));
+    assert!(again.iter().all(|(_, v)| v == "fresh"), "{again:?}");
+}

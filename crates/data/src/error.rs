@@ -42,6 +42,25 @@ pub enum DataError {
         /// The path as given.
         path: PathBuf,
     },
+    /// A file of the user's own dataset is there but cannot be used (it is
+    /// a folder, a named pipe, a device, or unreadable).
+    #[error("{key} cannot be used")]
+    OwnFile {
+        /// The config key naming it.
+        key: String,
+        /// Why.
+        #[source]
+        source: StoreError,
+    },
+    /// A split came out empty: its file holds no image, or none with a
+    /// label of `data.normal_labels`.
+    #[error("the {split} split would hold no image: {why}")]
+    EmptySplit {
+        /// `training` or `test`.
+        split: &'static str,
+        /// Why, naming the file or key.
+        why: String,
+    },
     /// A `.gz` file does not decompress.
     #[error("{} is not a valid gzip file; {fix}", path.display())]
     CorruptGzip {

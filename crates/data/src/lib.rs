@@ -136,17 +136,37 @@ fn write_splits(cfg: &DataConfig, data_root: &Path, run: &RunDir) -> Result<(), 
         raw.verify()?;
     }
 
+    // Both splits are selected and checked before either is written, so a
+    // failure leaves no split behind.
     let (train_images, train_labels) = raw[0].parse()?;
     check_limit(cfg, &raw[0], train_images.count)?;
     let normal: Vec<usize> = (0..train_images.count)
         .filter(|&i| !cfg.is_outlier_label(train_labels[i]))
         .take(cfg.train_limit.unwrap_or(usize::MAX))
         .collect();
+    if normal.is_empty() {
+        let why = match &cfg.normal_labels {
+            Some(labels) if train_images.count > 0 => format!(
+                "no image of {} has a label in data.normal_labels = {labels:?}",
+                raw[0].labels_path.display()
+            ),
+            _ => format!("{} holds no image", raw[0].images_path.display()),
+        };
+        return Err(DataError::EmptySplit {
+            split: "training",
+            why,
+        });
+    }
     let train = Selection::new(train_images.pixels, train_labels, normal, |_| false);
-    write_selections(&run.path(files::TRAIN_SPLIT), &[train], false)?;
 
     let (test_images, test_labels) = raw[1].parse()?;
     check_limit(cfg, &raw[1], test_images.count)?;
+    if test_images.count == 0 {
+        return Err(DataError::EmptySplit {
+            split: "test",
+            why: format!("{} holds no image", raw[1].images_path.display()),
+        });
+    }
     let first = (0..test_images.count.min(cfg.test_limit.unwrap_or(usize::MAX))).collect();
     let mut test = vec![Selection::new(
         test_images.pixels,
@@ -166,6 +186,7 @@ fn write_splits(cfg: &DataConfig, data_root: &Path, run: &RunDir) -> Result<(), 
         }
         test.push(outliers);
     }
+    write_selections(&run.path(files::TRAIN_SPLIT), &[train], false)?;
     write_selections(&run.path(files::TEST_SPLIT), &test, cfg.has_ground_truth())?;
     Ok(())
 }
@@ -180,15 +201,20 @@ fn fetch_missing(
     let Some(published) = &pair.published else {
         for (file, part) in [(&pair.images, "images"), (&pair.labels, "labels")] {
             let key = format!("data.{}.{part}", pair.role_key());
-            match &file.path {
-                Some(path) if path.is_file() => {}
-                Some(path) => {
+            let Some(path) = &file.path else {
+                unreachable!("validation requires data.train and data.test with files")
+            };
+            match ae_store::regular_file(path) {
+                Ok(_) => {}
+                Err(ae_store::StoreError::Read { source, .. })
+                    if source.kind() == std::io::ErrorKind::NotFound =>
+                {
                     return Err(DataError::Missing {
                         key,
                         path: path.clone(),
                     });
                 }
-                None => unreachable!("validation requires data.train and data.test with files"),
+                Err(source) => return Err(DataError::OwnFile { key, source }),
             }
         }
         return Ok(());

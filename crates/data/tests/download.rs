@@ -133,7 +133,10 @@ fn when_every_mirror_fails_each_is_reported_and_nothing_lands() {
     assert!(message.contains("404"), "{message}");
     // Each cause once: the truncated body's gzip error, the refused connection.
     assert!(
-        message.contains(&format!("{}t10k-labels-idx1-ubyte.gz: it served a corrupt gzip file: ", truncated.url)),
+        message.contains(&format!(
+            "{}t10k-labels-idx1-ubyte.gz: it served a corrupt gzip file: ",
+            truncated.url
+        )),
         "{message}"
     );
     let refused = message.matches("Connection refused").count();

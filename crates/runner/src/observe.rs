@@ -74,7 +74,11 @@ pub(crate) fn inputs(
                 path: Some(path),
             } => (Some(name), path.display().to_string(), path),
         };
+        // An outside file that is missing or not a regular file is the
+        // stage's to report, with its config key: it will run and say so.
+        let readable = name.is_none() || ae_store::regular_file(&path).is_ok();
         let found = match known.get(shown.as_str()) {
+            _ if !readable => None,
             Some(previous) => previous.refresh(&path)?,
             None if path.exists() => Some(FileRecord::of(&path, shown.clone())?),
             None => None,

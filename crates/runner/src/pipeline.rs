@@ -169,8 +169,18 @@ fn produce(
     let locked = match (&exp.cache, &inputs, forced) {
         (Some(cache), Some(inputs), false) => {
             let fingerprint = staleness::fingerprint(name, params, inputs, PIPELINE_VERSION);
-            let lock = cache.lock(&fingerprint)?;
-            Some((cache, fingerprint, lock))
+            match cache.lock(&fingerprint) {
+                Ok(lock) => Some((cache, fingerprint, lock)),
+                // The cache only saves time: without it, the stage is computed.
+                Err(err) => {
+                    tracing::warn!(
+                        "cannot use the cache {}, computing the stage instead: {:#}",
+                        cache.root().display(),
+                        anyhow::Error::from(err)
+                    );
+                    None
+                }
+            }
         }
         _ => None,
     };

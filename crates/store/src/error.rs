@@ -13,6 +13,15 @@ pub enum StoreError {
         #[source]
         source: io::Error,
     },
+    /// A path where a file was expected holds something else, which is
+    /// neither read nor waited on (opening a named pipe would block).
+    #[error("{} is not a regular file but a {kind}; put a file there", path.display())]
+    NotAFile {
+        /// The path.
+        path: PathBuf,
+        /// `folder`, `named pipe`, `socket` or `device`.
+        kind: &'static str,
+    },
     /// The file or directory could not be created or written.
     #[error("cannot write {}", path.display())]
     Write {

@@ -17,6 +17,7 @@ pub fn sha256_file(path: &Path) -> Result<String, StoreError> {
         path: path.to_path_buf(),
         source,
     };
+    crate::regular_file(path)?;
     let mut file = File::open(path).map_err(read_err)?;
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];

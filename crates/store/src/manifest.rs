@@ -167,12 +167,10 @@ impl FileRecord {
     }
 }
 
-/// Size and modification time (ns since the epoch, when the platform has it).
+/// Size and modification time (ns since the epoch, when the platform has
+/// it) of the regular file at `path`.
 pub(crate) fn stat(path: &Path) -> Result<(u64, Option<u64>), StoreError> {
-    let meta = fs::metadata(path).map_err(|source| StoreError::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let meta = crate::regular_file(path)?;
     let modified = meta
         .modified()
         .ok()

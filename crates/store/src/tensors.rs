@@ -182,6 +182,7 @@ impl TensorFile {
             path: path.to_path_buf(),
             problems: vec![reason],
         };
+        crate::regular_file(path)?;
         let mut file = File::open(path).map_err(read_err)?;
         let file_len = file.metadata().map_err(read_err)?.len();
         let mut len_bytes = [0u8; 8];
