@@ -21,13 +21,15 @@ mod config;
 mod download;
 mod error;
 pub mod idx;
+mod raw;
+mod select;
 mod source;
 mod sources;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
-use ae_store::{Env, Input, PipelineStage, RunDir, TensorOut, files};
+use ae_store::{Env, Input, PipelineStage, RunDir, files};
 use serde_json::json;
 
 pub use catalog::{Dataset, IdxFile, IdxKind, SplitFiles};
@@ -37,6 +39,8 @@ pub use error::{DataError, Fix, MirrorError, MirrorFailure};
 pub use idx::{IdxError, normalize};
 pub use source::{locate, read_decompressed, verify_checksum};
 
+use raw::RawSplit;
+use select::{Selection, write_selections};
 use sources::{FileSource, PairSource, Role};
 
 /// Added to the labels of `data.outliers` images in the test split: class
@@ -137,7 +141,7 @@ fn write_splits(cfg: &DataConfig, data_root: &Path, run: &RunDir) -> Result<(), 
     }
 
     // Both splits are selected and checked before either is written, so a
-    // failure leaves no split behind.
+    // bad input leaves no split behind.
     let (train_images, train_labels) = raw[0].parse()?;
     check_limit(cfg, &raw[0], train_images.count)?;
     let normal: Vec<usize> = (0..train_images.count)
@@ -238,7 +242,7 @@ fn fetch_missing(
 }
 
 /// Where a file of a pair is, once [`fetch_missing`] has run.
-fn located(file: &FileSource) -> &Path {
+pub(crate) fn located(file: &FileSource) -> &Path {
     file.path
         .as_deref()
         .expect("every file is located or fetched before it is read")
@@ -262,159 +266,5 @@ fn check_limit(cfg: &DataConfig, raw: &RawSplit, available: usize) -> Result<(),
             })
         }
         _ => Ok(()),
-    }
-}
-
-/// Some images of one parsed IDX pair, in order, and which are anomalies.
-struct Selection<'a> {
-    pixels: &'a [u8],
-    labels: Vec<u8>,
-    indices: Vec<usize>,
-    is_outlier: Vec<bool>,
-}
-
-impl<'a> Selection<'a> {
-    fn new(
-        pixels: &'a [u8],
-        labels: &[u8],
-        indices: Vec<usize>,
-        is_outlier: impl Fn(u8) -> bool,
-    ) -> Self {
-        let labels: Vec<u8> = indices.iter().map(|&i| labels[i]).collect();
-        let is_outlier = labels.iter().map(|&l| is_outlier(l)).collect();
-        Self {
-            pixels,
-            labels,
-            indices,
-            is_outlier,
-        }
-    }
-}
-
-/// Writes the selections one after another as a split, scaling pixels to
-/// [0, 1] image by image as they are written; returns the image count.
-fn write_selections(
-    path: &Path,
-    selections: &[Selection<'_>],
-    with_truth: bool,
-) -> Result<usize, DataError> {
-    let labels: Vec<u8> = selections
-        .iter()
-        .flat_map(|s| s.labels.iter().copied())
-        .collect();
-    let is_outlier: Vec<bool> = selections
-        .iter()
-        .flat_map(|s| s.is_outlier.iter().copied())
-        .collect();
-    let n = labels.len();
-    let (name, shape) = ae_store::split_images_tensor(n);
-    let images = TensorOut::f32_streamed(name, shape, move |out| {
-        const PIXELS: usize = ae_store::IMAGE_PIXELS;
-        for selection in selections {
-            for batch in selection.indices.chunks(64) {
-                let mut chunk = Vec::with_capacity(batch.len() * PIXELS);
-                for &i in batch {
-                    chunk.extend_from_slice(&selection.pixels[i * PIXELS..(i + 1) * PIXELS]);
-                }
-                ae_store::write_f32_le(out, &normalize(&chunk))?;
-            }
-        }
-        Ok(())
-    });
-    ae_store::write_split(path, images, &labels, with_truth.then_some(&is_outlier[..]))?;
-    tracing::info!(
-        "wrote {} ({n} images{})",
-        path.display(),
-        if with_truth {
-            format!(
-                ", {} of them anomalies",
-                is_outlier.iter().filter(|&&o| o).count()
-            )
-        } else {
-            String::new()
-        }
-    );
-    Ok(n)
-}
-
-/// One split's two files, decompressed and checked for structure.
-struct RawSplit {
-    role: Role,
-    published: Option<sources::Published>,
-    images_path: PathBuf,
-    images_bytes: Vec<u8>,
-    labels_path: PathBuf,
-    labels_bytes: Vec<u8>,
-}
-
-impl RawSplit {
-    /// Decompresses both files and checks their structure and that they agree in count.
-    fn read(pair: &PairSource) -> Result<Self, DataError> {
-        let (images_path, labels_path) = (located(&pair.images), located(&pair.labels));
-        let (images_len, labels_len) = match &pair.published {
-            Some(p) => (p.files.images.len, p.files.labels.len),
-            None => (0, 0),
-        };
-        let fix = pair.fix();
-        let raw = Self {
-            role: pair.role,
-            published: pair.published.clone(),
-            images_bytes: read_decompressed(images_path, images_len, fix)?,
-            labels_bytes: read_decompressed(labels_path, labels_len, fix)?,
-            images_path: images_path.to_path_buf(),
-            labels_path: labels_path.to_path_buf(),
-        };
-        raw.parse()?;
-        Ok(raw)
-    }
-
-    fn fix(&self) -> Fix {
-        if self.published.is_some() {
-            Fix::Redownload
-        } else {
-            Fix::Replace
-        }
-    }
-
-    fn parse(&self) -> Result<(idx::IdxImages<'_>, &[u8]), DataError> {
-        let images = idx::parse_images(&self.images_bytes).map_err(|source| DataError::Idx {
-            path: self.images_path.clone(),
-            fix: self.fix(),
-            source,
-        })?;
-        let labels = idx::parse_labels(&self.labels_bytes).map_err(|source| DataError::Idx {
-            path: self.labels_path.clone(),
-            fix: self.fix(),
-            source,
-        })?;
-        if images.count != labels.len() {
-            return Err(DataError::CountMismatch {
-                images: self.images_path.clone(),
-                n_images: images.count,
-                labels: self.labels_path.clone(),
-                n_labels: labels.len(),
-            });
-        }
-        Ok((images, labels))
-    }
-
-    /// Checks a published dataset's files against their published digests.
-    fn verify(&self) -> Result<(), DataError> {
-        let Some(published) = &self.published else {
-            return Ok(());
-        };
-        let (dataset, split_files) = (published.dataset, &published.files);
-        verify_checksum(
-            &self.images_path,
-            dataset,
-            &split_files.images,
-            &self.images_bytes,
-        )?;
-        verify_checksum(
-            &self.labels_path,
-            dataset,
-            &split_files.labels,
-            &self.labels_bytes,
-        )
     }
 }
