@@ -51,8 +51,9 @@ pub(crate) fn assess(
 /// The stage's inputs as they are now, each under its key, hashed only
 /// where size or time changed since the manifest recorded it; `None` when
 /// an input from outside the run directory is not there yet (the stage
-/// will fetch it). A missing run-directory input is recorded with the
-/// digest `missing`; the stage reports it when it is to run.
+/// will fetch it). An input that is not there, or not a regular file, is
+/// recorded with the digest [`staleness::MISSING`]; the stage reports it,
+/// with what to do, when it is to run.
 pub(crate) fn inputs(
     stage: &dyn BoundStage,
     exp: &Experiment,
@@ -87,7 +88,7 @@ pub(crate) fn inputs(
             name: None,
             path: shown,
             bytes: 0,
-            sha256: "missing".into(),
+            sha256: staleness::MISSING.into(),
             modified_ns: None,
         });
         records.push(FileRecord { name, ..record });

@@ -16,6 +16,10 @@ use serde_json::{Value, json};
 /// The pipeline's version as fingerprints record it: a new `ae` reruns everything.
 pub(crate) const PIPELINE_VERSION: &str = concat!("ae ", env!("CARGO_PKG_VERSION"));
 
+/// The digest recorded for an input that is not there (or is not a regular
+/// file): the stage says which when it runs.
+pub(crate) const MISSING: &str = "missing";
+
 /// What to do with a stage.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Decision {
@@ -90,6 +94,9 @@ pub(crate) fn decide(
 /// content counts.
 fn changed_inputs(recorded: &[FileRecord], now: &[FileRecord]) -> Option<String> {
     for file in now {
+        if file.sha256 == MISSING {
+            return Some(format!("input {} missing", file.key()));
+        }
         match recorded.iter().find(|r| r.key() == file.key()) {
             Some(r) if r.sha256 == file.sha256 => {}
             Some(_) => return Some(format!("input {} changed", file.key())),

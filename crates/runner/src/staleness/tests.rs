@@ -169,6 +169,10 @@ fn inputs_count_by_content_under_their_key() {
         |w| w.inputs.as_mut().expect("inputs")[1].sha256 = "bc".into(),
         "input train images changed",
     );
+    check(
+        |w| w.inputs.as_mut().expect("inputs")[0].sha256 = MISSING.into(),
+        "input data/train.safetensors missing",
+    );
 }
 
 #[test]
