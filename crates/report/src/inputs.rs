@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use ae_store::{History, Metrics, RocCurve, RunDir, Split, StoreError, files};
+use ae_store::{History, Metrics, RocCurve, RunDir, Split, files};
 use ae_tables::ScoresTable;
 
 use crate::ReportError;
@@ -62,11 +62,7 @@ impl ReportInputs {
             None
         };
         let config_path = run.path(files::CONFIG);
-        let config_text =
-            std::fs::read_to_string(&config_path).map_err(|source| StoreError::Read {
-                path: config_path,
-                source,
-            })?;
+        let config_text = ae_store::read_bounded_text(&config_path, ae_store::limits::CONFIG)?;
         let n = test.len();
         let disagree = |path: PathBuf, what: String| ReportError::Disagree {
             path,

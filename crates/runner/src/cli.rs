@@ -70,6 +70,10 @@ pub(crate) enum Command {
         /// Say what would run, and why, without running anything.
         #[arg(long)]
         dry_run: bool,
+        /// Read every input and output again to check its sha256, instead of
+        /// trusting a file whose size, times and inode are those recorded.
+        #[arg(long)]
+        verify: bool,
     },
     /// Run exactly one stage of an experiment, fresh or not.
     Stage {
@@ -83,7 +87,14 @@ pub(crate) enum Command {
         with_upstream: bool,
     },
     /// Say which stages of an experiment are fresh or stale, and why, without running any.
-    Status(RunArgs),
+    Status {
+        #[command(flatten)]
+        args: RunArgs,
+        /// Read every input and output again to check its sha256, instead of
+        /// trusting a file whose size, times and inode are those recorded.
+        #[arg(long)]
+        verify: bool,
+    },
     /// Run an experiment at every point of a grid, then summarise them.
     ///
     /// The sweep file names a base config and a grid section of dotted keys with lists of

@@ -1,6 +1,7 @@
 //! An experiment ready to run: its resolved config, its run directory,
 //! where its dataset files are, and what the global flags let it use.
 
+use std::cell::Cell;
 use std::path::{Path, PathBuf};
 
 use ae_store::{Cache, Env, RunDir, files};
@@ -32,8 +33,13 @@ pub(crate) struct Experiment {
     /// What every stage may use: the data root (`AE_DATA_DIR`, else
     /// `data.dir`) and the thread limit.
     pub(crate) env: Env,
-    /// Where stage outputs are shared with other runs.
-    pub(crate) cache: Option<Cache>,
+    /// Where stage outputs are shared with other runs; see [`Experiment::cache`].
+    cache: Option<Cache>,
+    /// Set once the cache has failed: the rest of the run goes without it.
+    cache_failed: Cell<bool>,
+    /// Whether every file is read again to check its digest (`--verify`),
+    /// rather than trusted while its stamp is the one recorded.
+    pub(crate) verify: bool,
     /// Every stage bound to its part of `cfg`, in pipeline order.
     stages: [Box<dyn BoundStage>; 5],
 }
@@ -76,6 +82,27 @@ impl Experiment {
                 threads: workspace.threads,
             },
             cache: workspace.cache.clone(),
+            cache_failed: Cell::new(false),
+            verify: false,
+        }
+    }
+
+    /// The stage cache, unless disabled or failed earlier in this run.
+    pub(crate) fn cache(&self) -> Option<&Cache> {
+        self.cache.as_ref().filter(|_| !self.cache_failed.get())
+    }
+
+    /// Goes on without the cache after it failed with `err`: the cache only
+    /// saves time, so its failure is a warning (once per run), not an error.
+    pub(crate) fn cache_failed(&self, err: ae_store::StoreError) {
+        if let Some(cache) = &self.cache
+            && !self.cache_failed.replace(true)
+        {
+            tracing::warn!(
+                "cannot use the cache {}, going on without it: {:#}",
+                cache.root().display(),
+                anyhow::Error::from(err)
+            );
         }
     }
 
@@ -102,7 +129,8 @@ impl Experiment {
             self.cfg.to_toml()
         );
         let path = self.run.path(files::CONFIG);
-        if std::fs::read_to_string(&path).is_ok_and(|old| old == text) {
+        if ae_store::read_bounded_text(&path, ae_store::limits::CONFIG).is_ok_and(|old| old == text)
+        {
             return Ok(());
         }
         ae_store::write_atomic(&path, |out| out.write_all(text.as_bytes()))?;

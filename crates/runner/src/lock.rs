@@ -12,6 +12,9 @@ use crate::experiment::Experiment;
 /// when the holder exits, even after `kill -9`.
 pub(crate) fn lock_run_dir(exp: &Experiment) -> anyhow::Result<File> {
     let path = exp.run.path(files::LOCK);
+    if path.symlink_metadata().is_ok() {
+        ae_store::regular_file(&path).context("cannot use the run directory's lock")?;
+    }
     let file = OpenOptions::new()
         .create(true)
         .truncate(false)

@@ -49,6 +49,10 @@ where
 /// Installs the global subscriber: compact lines on stderr, timestamped lines
 /// appended to `log_path`.
 pub(crate) fn init(verbose: u8, quiet: bool, log_path: &Path) -> anyhow::Result<()> {
+    // Opening a named pipe to write would wait for a reader: say what is there.
+    if log_path.symlink_metadata().is_ok() {
+        ae_store::regular_file(log_path).context("cannot use the run log")?;
+    }
     let file = OpenOptions::new()
         .create(true)
         .append(true)

@@ -46,6 +46,7 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
             force,
             from,
             dry_run,
+            verify,
         } => {
             let steps: Vec<Step> = Stage::ALL
                 .into_iter()
@@ -61,7 +62,7 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
                 })
                 .collect();
             let mode = if *dry_run { Mode::DryRun } else { Mode::Run };
-            run_steps(cli, args, &steps, mode)
+            run_steps(cli, args, &steps, mode, *verify)
         }
         Command::Stage {
             name,
@@ -81,10 +82,11 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
                 *name,
                 Some(format!("requested with `ae stage {}`", name.name())),
             ));
-            run_steps(cli, args, &steps, Mode::Run)
+            run_steps(cli, args, &steps, Mode::Run, false)
         }
-        Command::Status(args) => {
-            let exp = Experiment::open(&args.config, &args.overrides, &workspace(cli))?;
+        Command::Status { args, verify } => {
+            let mut exp = Experiment::open(&args.config, &args.overrides, &workspace(cli))?;
+            exp.verify = *verify;
             let steps: Vec<Step> = Stage::ALL.into_iter().map(|s| (s, None)).collect();
             pipeline::run_plan(&exp, &steps, Mode::Status)
         }
@@ -133,8 +135,15 @@ fn open(cli: &Cli, args: &RunArgs) -> anyhow::Result<Experiment> {
     Ok(exp)
 }
 
-fn run_steps(cli: &Cli, args: &RunArgs, steps: &[Step], mode: Mode) -> anyhow::Result<()> {
-    let exp = open(cli, args)?;
+fn run_steps(
+    cli: &Cli,
+    args: &RunArgs,
+    steps: &[Step],
+    mode: Mode,
+    verify: bool,
+) -> anyhow::Result<()> {
+    let mut exp = open(cli, args)?;
+    exp.verify = verify;
     pipeline::run_plan(&exp, steps, mode)?;
     if mode == Mode::Run {
         output::line(format_args!("run directory: {}", exp.run.root().display()));

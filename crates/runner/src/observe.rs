@@ -80,17 +80,11 @@ pub(crate) fn inputs(
         let readable = name.is_none() || ae_store::regular_file(&path).is_ok();
         let found = match known.get(shown.as_str()) {
             _ if !readable => None,
-            Some(previous) => previous.refresh(&path)?,
+            Some(previous) => previous.refresh(&path, exp.verify)?,
             None if path.exists() => Some(FileRecord::of(&path, shown.clone())?),
             None => None,
         };
-        let record = found.unwrap_or_else(|| FileRecord {
-            name: None,
-            path: shown,
-            bytes: 0,
-            sha256: staleness::MISSING.into(),
-            modified_ns: None,
-        });
+        let record = found.unwrap_or_else(|| FileRecord::absent(shown, staleness::MISSING));
         records.push(FileRecord { name, ..record });
     }
     Ok(Some(records))
@@ -111,7 +105,7 @@ pub(crate) fn outputs(
             let path = exp.run.path(&name);
             let recorded = record.and_then(|r| r.outputs.iter().find(|o| o.path == name));
             let now = match recorded {
-                Some(recorded) => recorded.refresh(&path)?,
+                Some(recorded) => recorded.refresh(&path, exp.verify)?,
                 None => None,
             };
             Ok((name, now.map(|f| f.sha256)))

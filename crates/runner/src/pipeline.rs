@@ -5,7 +5,7 @@
 
 use std::time::{Instant, SystemTime};
 
-use ae_store::{Cache, FileRecord, Manifest, StageRecord, StageStatus, files};
+use ae_store::{Cache, FileRecord, Manifest, StageRecord, StageStatus, StoreError, files};
 use anyhow::Context;
 use serde_json::Value;
 
@@ -157,7 +157,9 @@ struct Produced {
 /// otherwise runs it and puts its outputs in the cache. What was computed
 /// anywhere with this fingerprint is restored, not computed again, unless
 /// the user asked for the stage to run (`forced`). The fingerprint's lock
-/// makes a second process wait for the first.
+/// makes a second process wait for the first. The inputs are read again
+/// here, so that no digest recorded elsewhere (a manifest edited by hand)
+/// reaches this stage's record or fingerprint unchecked.
 fn produce(
     bound: &dyn BoundStage,
     exp: &Experiment,
@@ -166,18 +168,17 @@ fn produce(
     forced: bool,
 ) -> anyhow::Result<Produced> {
     let name = bound.stage().name();
-    let locked = match (&exp.cache, &inputs, forced) {
+    let inputs = match inputs {
+        Some(_) => observe::inputs(bound, exp, &Manifest::default())?,
+        None => None,
+    };
+    let locked = match (exp.cache(), &inputs, forced) {
         (Some(cache), Some(inputs), false) => {
             let fingerprint = staleness::fingerprint(name, params, inputs, PIPELINE_VERSION);
             match cache.lock(&fingerprint) {
                 Ok(lock) => Some((cache, fingerprint, lock)),
-                // The cache only saves time: without it, the stage is computed.
                 Err(err) => {
-                    tracing::warn!(
-                        "cannot use the cache {}, computing the stage instead: {:#}",
-                        cache.root().display(),
-                        anyhow::Error::from(err)
-                    );
+                    exp.cache_failed(err);
                     None
                 }
             }
@@ -185,13 +186,14 @@ fn produce(
         _ => None,
     };
     if let (Some((cache, fingerprint, _lock)), Some(inputs)) = (&locked, &inputs)
-        && let Some(entry) = cache.get(fingerprint, &bound.outputs())?
+        && let Some(restored) = restore(exp, cache, fingerprint, bound)
     {
+        let (outputs, seconds) = restored;
         return Ok(Produced {
             inputs: inputs.clone(),
-            outputs: cache.restore(&entry, &exp.run)?,
+            outputs,
             fingerprint: fingerprint.clone(),
-            computed_in: Some(entry.seconds),
+            computed_in: Some(seconds),
             lines: Vec::new(),
         });
     }
@@ -212,18 +214,23 @@ fn produce(
         .map(|file| FileRecord::of(&exp.run.path(&file), file))
         .collect::<Result<_, _>>()?;
     let fingerprint = staleness::fingerprint(name, params, &inputs, PIPELINE_VERSION);
-    let outputs = match &exp.cache {
-        Some(cache) => share(
-            cache,
-            name,
-            &fingerprint,
-            seconds,
-            exp,
-            outputs,
-            locked.is_some(),
-        ),
-        None => outputs,
-    };
+    if let Some(cache) = exp.cache() {
+        // Locked already unless the fingerprint became known only now (the
+        // data stage's, once it has fetched its files) or the stage was
+        // forced to run.
+        let lock = match &locked {
+            Some(_) => None,
+            None => Some(cache.lock(&fingerprint)),
+        };
+        match lock.transpose() {
+            Ok(_lock) => {
+                if let Err(err) = cache.put(name, &fingerprint, seconds, &exp.run, &outputs) {
+                    exp.cache_failed(err);
+                }
+            }
+            Err(err) => exp.cache_failed(err),
+        }
+    }
     Ok(Produced {
         inputs,
         outputs,
@@ -233,29 +240,34 @@ fn produce(
     })
 }
 
-/// Puts a finished stage's outputs in the cache; returns its output records
-/// as they now are. A cache that cannot be written costs only the sharing.
-fn share(
-    cache: &Cache,
-    stage: &str,
-    fingerprint: &str,
-    seconds: f64,
+/// The stage's outputs restored from the cache entry of `fingerprint`, and
+/// the seconds computing them took; `None` when there is no usable entry.
+/// A damaged entry is removed by the cache and the stage is computed.
+fn restore(
     exp: &Experiment,
-    outputs: Vec<FileRecord>,
-    locked: bool,
-) -> Vec<FileRecord> {
-    // Locked already unless the fingerprint became known only now (the data
-    // stage's, once it has fetched its files) or the stage was forced to run.
-    let _lock = (!locked).then(|| cache.lock(fingerprint));
-    match cache.put(stage, fingerprint, seconds, &exp.run, &outputs) {
-        Ok(shared) => shared,
+    cache: &Cache,
+    fingerprint: &str,
+    bound: &dyn BoundStage,
+) -> Option<(Vec<FileRecord>, f64)> {
+    let entry = match cache.get(fingerprint, &bound.outputs()) {
+        Ok(entry) => entry?,
         Err(err) => {
+            exp.cache_failed(err);
+            return None;
+        }
+    };
+    match cache.restore(&entry, &exp.run) {
+        Ok(outputs) => Some((outputs, entry.seconds)),
+        Err(err @ StoreError::CorruptBlob { .. }) => {
             tracing::warn!(
-                "cannot store the outputs in the cache {} (they are fine in the run directory): {:#}",
-                cache.root().display(),
+                "{:#}; computing the stage instead",
                 anyhow::Error::from(err)
             );
-            outputs
+            None
+        }
+        Err(err) => {
+            exp.cache_failed(err);
+            None
         }
     }
 }

@@ -53,45 +53,6 @@ pub fn create_dir_all(dir: &Path) -> Result<(), StoreError> {
     })
 }
 
-/// The metadata of `path` (links followed) when it is a regular file; a
-/// folder, named pipe, socket or device there is an error saying which,
-/// found without opening it.
-pub fn regular_file(path: &Path) -> Result<fs::Metadata, StoreError> {
-    let meta = fs::metadata(path).map_err(|source| StoreError::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    if meta.is_file() {
-        return Ok(meta);
-    }
-    let kind = if meta.is_dir() {
-        "folder"
-    } else {
-        not_a_file_kind(&meta.file_type())
-    };
-    Err(StoreError::NotAFile {
-        path: path.to_path_buf(),
-        kind,
-    })
-}
-
-#[cfg(unix)]
-fn not_a_file_kind(file_type: &fs::FileType) -> &'static str {
-    use std::os::unix::fs::FileTypeExt;
-    if file_type.is_fifo() {
-        "named pipe"
-    } else if file_type.is_socket() {
-        "socket"
-    } else {
-        "device"
-    }
-}
-
-#[cfg(not(unix))]
-fn not_a_file_kind(_: &fs::FileType) -> &'static str {
-    "special file"
-}
-
 /// The directory a file lives in; `.` for a bare file name.
 pub(crate) fn parent_dir(path: &Path) -> &Path {
     match path.parent() {
@@ -131,28 +92,6 @@ mod tests {
         let path = dir.path().join("a/b/c.txt");
         write_atomic(&path, |w| w.write_all(b"x")).expect("write");
         assert_eq!(fs::read(&path).expect("read"), b"x");
-    }
-
-    #[cfg(unix)]
-    #[test]
-    fn only_regular_files_pass_and_a_pipe_is_not_opened() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let file = dir.path().join("f");
-        fs::write(&file, b"x").expect("write");
-        assert!(regular_file(&file).is_ok());
-        let err = regular_file(dir.path()).expect_err("a folder");
-        assert!(
-            err.to_string()
-                .contains("is not a regular file but a folder"),
-            "{err}"
-        );
-        let fifo = dir.path().join("pipe");
-        let made = std::process::Command::new("mkfifo").arg(&fifo).status();
-        if made.is_ok_and(|s| s.success()) {
-            // Opening it would block until a writer came; this returns at once.
-            let err = crate::sha256_file(&fifo).expect_err("a pipe");
-            assert!(err.to_string().contains("named pipe"), "{err}");
-        }
     }
 
     #[cfg(unix)]

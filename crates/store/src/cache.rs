@@ -7,22 +7,24 @@
 //! - `locks/<fingerprint>.lock`: held while a process computes or restores
 //!   that fingerprint, so two processes never compute the same thing at once.
 //!
-//! Files enter and leave the cache as hard links (copies where the file
-//! system refuses links), so a cached data split costs no extra disk. A
-//! blob is trusted while its size and modification time are those recorded,
-//! like every other digest in `ae`; stages replace files and never modify
-//! them in place, and blobs are made read-only to keep it so.
+//! The integrity model: the cache owns its blobs, and a run directory owns
+//! its files; no file is both. A file enters the cache as a copy whose
+//! sha256 is checked against the digest the stage recorded, and leaves it as
+//! a copy whose sha256 is checked against the entry; a blob that fails the
+//! check is removed and reported, never restored. So an edit to a run's
+//! file, or bit rot in a blob, can neither reach another run nor be recorded
+//! under a digest it does not have.
 
 use std::fs::{self, File};
-use std::io;
+use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
 use crate::atomic::parent_dir;
 use crate::manifest::stat;
-use crate::{FileRecord, RunDir, StoreError, create_dir_all, write_atomic};
+use crate::{FileRecord, RunDir, StoreError, create_dir_all, temp_file_in, write_atomic};
 
 /// The cache folder.
 #[derive(Debug, Clone)]
@@ -40,8 +42,7 @@ pub struct CacheEntry {
     pub fingerprint: String,
     /// Seconds the stage took to compute.
     pub seconds: f64,
-    /// Its outputs: paths relative to the run directory, digests, and the
-    /// size and modification time of the blob holding each.
+    /// Its outputs: paths relative to the run directory, digests and sizes.
     pub outputs: Vec<FileRecord>,
 }
 
@@ -61,6 +62,9 @@ impl Cache {
     pub fn lock(&self, fingerprint: &str) -> Result<File, StoreError> {
         let path = self.root.join("locks").join(format!("{fingerprint}.lock"));
         create_dir_all(parent_dir(&path))?;
+        if path.symlink_metadata().is_ok() {
+            crate::regular_file(&path)?;
+        }
         let file = fs::OpenOptions::new()
             .create(true)
             .truncate(false)
@@ -77,18 +81,21 @@ impl Cache {
 
     /// The entry of `fingerprint` when it holds exactly `outputs` (paths
     /// relative to the run directory; an entry from a build of `ae` that
-    /// wrote other files does not) and every blob it names is intact;
-    /// `None` when there is none or it cannot be trusted.
+    /// wrote other files does not) and every blob it names is there with its
+    /// recorded size; `None` when there is none or it cannot be used. The
+    /// blobs' contents are checked when they are restored.
     pub fn get(
         &self,
         fingerprint: &str,
         outputs: &[String],
     ) -> Result<Option<CacheEntry>, StoreError> {
         let path = self.entry_path(fingerprint);
-        let text = match fs::read(&path) {
+        let text = match crate::read_bounded(&path, crate::limits::CACHE_ENTRY) {
             Ok(text) => text,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(source) => return Err(StoreError::Read { path, source }),
+            Err(StoreError::Read { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
+                return Ok(None);
+            }
+            Err(e) => return Err(e),
         };
         let Ok(entry) = serde_json::from_slice::<CacheEntry>(&text) else {
             tracing::warn!("ignoring the unreadable cache entry {}", path.display());
@@ -106,13 +113,10 @@ impl Cache {
             return Ok(None);
         }
         for output in &entry.outputs {
-            let blob = self.blob_path(&output.sha256);
-            let intact = stat(&blob).is_ok_and(|(bytes, modified)| {
-                bytes == output.bytes && modified == output.modified_ns
-            });
-            if !intact {
+            let blob = self.blob_path(&output.sha256)?;
+            if !stat(&blob).is_ok_and(|stamp| stamp.bytes == output.bytes) {
                 tracing::warn!(
-                    "the cached {} ({}) was changed or removed; computing it again",
+                    "the cached {} ({}) is missing or changed; computing it again",
                     output.path,
                     blob.display()
                 );
@@ -122,31 +126,33 @@ impl Cache {
         Ok(Some(entry))
     }
 
-    /// Puts `entry`'s outputs in place in `run` (each atomically) and
-    /// returns their records as they now are there.
+    /// Copies `entry`'s outputs into `run`, each checked against its digest
+    /// as it is copied and renamed into place only then; returns their
+    /// records there. A blob that fails the check is removed from the cache,
+    /// with the entry, and the restore fails with [`StoreError::CorruptBlob`].
     pub fn restore(&self, entry: &CacheEntry, run: &RunDir) -> Result<Vec<FileRecord>, StoreError> {
         entry
             .outputs
             .iter()
             .map(|output| {
+                let blob = self.blob_path(&output.sha256)?;
                 let target = run.path(&output.path);
-                place(&self.blob_path(&output.sha256), &target)?;
-                let (bytes, modified_ns) = stat(&target)?;
-                Ok(FileRecord {
-                    name: None,
-                    path: output.path.clone(),
-                    bytes,
-                    sha256: output.sha256.clone(),
-                    modified_ns,
-                })
+                if let Err(err) = copy_verified(&blob, &target, &output.sha256) {
+                    if matches!(err, StoreError::CorruptBlob { .. }) {
+                        self.forget(&blob, &entry.fingerprint);
+                    }
+                    return Err(err);
+                }
+                FileRecord::known(&target, output.path.clone(), output.sha256.clone())
             })
             .collect()
     }
 
-    /// Records that the stage with `fingerprint` wrote `outputs` in `run`
-    /// in `seconds`. Each output becomes a blob (or, when its content is
-    /// already one, is replaced by a link to it); returns the outputs'
-    /// records as they now are in `run`.
+    /// Records that the stage with `fingerprint` wrote `outputs` (their
+    /// records as the stage just hashed them) in `run` in `seconds`. Each
+    /// output is copied into the cache and checked against its digest on
+    /// the way; a blob already there with that digest is kept if its content
+    /// still has it, and replaced otherwise.
     pub fn put(
         &self,
         stage: &str,
@@ -154,33 +160,37 @@ impl Cache {
         seconds: f64,
         run: &RunDir,
         outputs: &[FileRecord],
-    ) -> Result<Vec<FileRecord>, StoreError> {
-        let mut in_run = Vec::with_capacity(outputs.len());
+    ) -> Result<(), StoreError> {
         let mut in_cache = Vec::with_capacity(outputs.len());
         for output in outputs {
-            let file = run.path(&output.path);
-            let blob = self.blob_path(&output.sha256);
-            let blob_is_good = blob.exists()
-                && FileRecord::of(&blob, "")
-                    .is_ok_and(|b| b.bytes == output.bytes && b.sha256 == output.sha256);
-            if blob_is_good {
-                place(&blob, &file)?;
-            } else {
-                place(&file, &blob)?;
+            let blob = self.blob_path(&output.sha256)?;
+            let kept = blob.symlink_metadata().is_ok()
+                && crate::sha256_file(&blob).is_ok_and(|digest| digest == output.sha256);
+            if !kept {
+                if blob.symlink_metadata().is_ok() {
+                    tracing::warn!("replacing the damaged cached file {}", blob.display());
+                    remove_read_only(&blob)?;
+                }
+                let file = run.path(&output.path);
+                copy_verified(&file, &blob, &output.sha256).map_err(|err| match err {
+                    // The run's file no longer has the digest the stage
+                    // recorded: it was changed after the stage wrote it.
+                    StoreError::CorruptBlob {
+                        expected, found, ..
+                    } => StoreError::Changed {
+                        path: file,
+                        expected,
+                        found,
+                    },
+                    other => other,
+                })?;
                 make_read_only(&blob)?;
             }
-            let (bytes, modified_ns) = stat(&blob)?;
-            in_cache.push(FileRecord {
-                bytes,
-                modified_ns,
-                ..output.clone()
-            });
-            let (bytes, modified_ns) = stat(&file)?;
-            in_run.push(FileRecord {
-                bytes,
-                modified_ns,
-                ..output.clone()
-            });
+            in_cache.push(FileRecord::known(
+                &blob,
+                output.path.clone(),
+                output.sha256.clone(),
+            )?);
         }
         let entry = CacheEntry {
             stage: stage.to_string(),
@@ -191,53 +201,79 @@ impl Cache {
         write_atomic(&self.entry_path(fingerprint), |out| {
             serde_json::to_writer_pretty(&mut *out, &entry).map_err(io::Error::other)?;
             out.write_all(b"\n")
-        })?;
-        Ok(in_run)
+        })
+    }
+
+    /// Removes a damaged blob and the entry that named it, so that nothing
+    /// restores it again (failures to remove are only logged).
+    fn forget(&self, blob: &Path, fingerprint: &str) {
+        for path in [blob.to_path_buf(), self.entry_path(fingerprint)] {
+            if let Err(e) = remove_read_only(&path) {
+                tracing::warn!("cannot remove {}: {e}", path.display());
+            }
+        }
     }
 
     fn entry_path(&self, fingerprint: &str) -> PathBuf {
         self.root.join("stages").join(format!("{fingerprint}.json"))
     }
 
-    fn blob_path(&self, sha256: &str) -> PathBuf {
-        let shard = sha256.get(..2).unwrap_or("00");
-        self.root.join("blobs").join(shard).join(sha256)
+    /// Where the blob of content `sha256` lives; a digest that is not 64 hex
+    /// digits (a hand-edited entry) names no file.
+    fn blob_path(&self, sha256: &str) -> Result<PathBuf, StoreError> {
+        if sha256.len() != 64 || !sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(StoreError::Format {
+                path: self.root.join("stages"),
+                message: format!("a cache entry names the digest {sha256:?}"),
+            });
+        }
+        Ok(self.root.join("blobs").join(&sha256[..2]).join(sha256))
     }
 }
 
-/// Makes `to` the same file as `from`: a hard link, or a copy where the
-/// file system cannot link, renamed into place so `to` is never partial.
-fn place(from: &Path, to: &Path) -> Result<(), StoreError> {
-    let dir = parent_dir(to);
-    create_dir_all(dir)?;
-    let temp = unused_name(dir);
+/// Copies `from` to `to` through a temporary file beside `to`, hashing the
+/// bytes as they go; `to` appears, complete, only when their sha256 is
+/// `expected` ([`StoreError::CorruptBlob`] otherwise, naming `from`).
+fn copy_verified(from: &Path, to: &Path, expected: &str) -> Result<(), StoreError> {
+    let read_err = |source| StoreError::Read {
+        path: from.to_path_buf(),
+        source,
+    };
     let write_err = |source| StoreError::Write {
         path: to.to_path_buf(),
         source,
     };
-    if fs::hard_link(from, &temp).is_err()
-        && let Err(e) = fs::copy(from, &temp)
+    crate::regular_file(from)?;
+    let mut source = File::open(from).map_err(read_err)?;
+    let dir = parent_dir(to);
+    create_dir_all(dir)?;
+    let temp = temp_file_in(dir).map_err(write_err)?;
+    let mut hasher = Sha256::new();
     {
-        let _ = fs::remove_file(&temp);
-        return Err(write_err(e));
-    }
-    let renamed = fs::rename(&temp, to);
-    // Renaming a link onto another link of the same file does nothing and
-    // leaves the temporary name behind.
-    let _ = fs::remove_file(&temp);
-    renamed.map_err(write_err)
-}
-
-/// A name in `dir` that no file has, for a link about to be renamed.
-fn unused_name(dir: &Path) -> PathBuf {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    loop {
-        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let candidate = dir.join(format!(".ae-tmp-link-{}-{n}", std::process::id()));
-        if !candidate.exists() {
-            return candidate;
+        let mut out = io::BufWriter::with_capacity(1 << 20, temp.as_file());
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            let n = match source.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(read_err(e)),
+            };
+            hasher.update(&buf[..n]);
+            out.write_all(&buf[..n]).map_err(write_err)?;
         }
+        out.flush().map_err(write_err)?;
     }
+    let found = crate::hash::to_hex(&hasher.finalize());
+    if found != expected {
+        return Err(StoreError::CorruptBlob {
+            path: from.to_path_buf(),
+            expected: expected.to_string(),
+            found,
+        });
+    }
+    temp.persist(to).map_err(|e| write_err(e.error))?;
+    Ok(())
 }
 
 fn make_read_only(path: &Path) -> Result<(), StoreError> {
@@ -253,6 +289,19 @@ fn make_read_only(path: &Path) -> Result<(), StoreError> {
     })
 }
 
+/// Removes a file the cache made read-only (unlinking needs only the
+/// folder's permission); a missing file is fine.
+fn remove_read_only(path: &Path) -> Result<(), StoreError> {
+    match fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(source) => Err(StoreError::Write {
+            path: path.to_path_buf(),
+            source,
+        }),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -262,8 +311,26 @@ mod tests {
         FileRecord::of(&run.path(name), name).expect("hash")
     }
 
+    fn names_in(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = fs::read_dir(dir)
+            .expect("list")
+            .map(|e| e.expect("entry").file_name().into_string().expect("utf-8"))
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// Writes over a read-only file, as root or a careless tool can.
+    fn edit_in_place(path: &Path, bytes: &[u8]) {
+        let mut permissions = fs::metadata(path).expect("stat").permissions();
+        #[allow(clippy::permissions_set_readonly_false)]
+        permissions.set_readonly(false);
+        fs::set_permissions(path, permissions).expect("chmod");
+        fs::write(path, bytes).expect("edit");
+    }
+
     #[test]
-    fn a_stored_stage_is_restored_into_another_run() {
+    fn a_stored_stage_is_restored_into_another_run_as_its_own_copy() {
         let dir = tempfile::tempdir().expect("tempdir");
         let cache = Cache::new(dir.path().join("cache"));
         let first = RunDir::new(dir.path().join("a"));
@@ -276,11 +343,9 @@ mod tests {
             "train/history.csv".to_string(),
         ];
         assert_eq!(cache.get("fp", &names).expect("get"), None);
-        let recorded = cache
+        cache
             .put("train", "fp", 2.5, &first, &outputs)
             .expect("put");
-        assert_eq!(recorded.len(), 2);
-        assert_eq!(recorded[0].sha256, outputs[0].sha256);
 
         let entry = cache.get("fp", &names).expect("get").expect("stored");
         assert_eq!((entry.stage.as_str(), entry.seconds), ("train", 2.5));
@@ -288,59 +353,109 @@ mod tests {
         assert_eq!(cache.get("fp", &names[..1]).expect("get"), None);
         let second = RunDir::new(dir.path().join("b"));
         let restored = cache.restore(&entry, &second).expect("restore");
-        assert_eq!(
-            fs::read(second.path("train/model.safetensors")).expect("read"),
-            b"weights"
-        );
+        let model = second.path("train/model.safetensors");
+        assert_eq!(fs::read(&model).expect("read"), b"weights");
         assert_eq!(restored[1].path, "train/history.csv");
         assert_eq!(restored[1].sha256, outputs[1].sha256);
+        // The run's file is its own: not the blob, and writable like any output.
+        let blob = cache.blob_path(&outputs[0].sha256).expect("blob");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::MetadataExt;
+            let inode = |p: &Path| fs::metadata(p).expect("stat").ino();
+            assert_ne!(inode(&model), inode(&blob));
+        }
+        assert!(!fs::metadata(&model).expect("stat").permissions().readonly());
+        assert!(fs::metadata(&blob).expect("stat").permissions().readonly());
         // Restoring onto what is already there leaves no temporary file.
         cache.restore(&entry, &second).expect("restore again");
-        let names: Vec<_> = fs::read_dir(second.path("train"))
-            .expect("list")
-            .map(|e| e.expect("entry").file_name().into_string().expect("utf-8"))
-            .collect();
-        assert_eq!(names.len(), 2, "{names:?}");
+        assert_eq!(names_in(&second.path("train")).len(), 2);
     }
 
     #[test]
-    fn a_blob_changed_in_place_is_not_trusted() {
+    fn an_edit_to_a_run_file_never_reaches_the_cache_or_another_run() {
         let dir = tempfile::tempdir().expect("tempdir");
         let cache = Cache::new(dir.path().join("cache"));
         let run = RunDir::new(dir.path().join("a"));
         let outputs = vec![stage_output(&run, "eval/metrics.json", b"{}")];
         cache.put("eval", "fp", 0.1, &run, &outputs).expect("put");
+        edit_in_place(&run.path("eval/metrics.json"), b"{\"x\": 1}");
         let names = ["eval/metrics.json".to_string()];
-        assert!(cache.get("fp", &names).expect("get").is_some());
-        // Someone with the rights to do so edits the run's file in place,
-        // which is the blob too.
-        let path = run.path("eval/metrics.json");
-        let mut permissions = fs::metadata(&path).expect("stat").permissions();
-        #[allow(clippy::permissions_set_readonly_false)]
-        permissions.set_readonly(false);
-        fs::set_permissions(&path, permissions).expect("chmod");
-        fs::write(&path, b"{\"x\": 1}").expect("edit");
-        assert_eq!(cache.get("fp", &names).expect("get"), None);
-        // Storing the good content again repairs the blob.
-        let good = stage_output(&run, "eval/metrics.json", b"{}");
-        cache.put("eval", "fp", 0.1, &run, &[good]).expect("put");
-        let entry = cache.get("fp", &names).expect("get").expect("repaired");
+        let entry = cache.get("fp", &names).expect("get").expect("intact");
         let other = RunDir::new(dir.path().join("b"));
         cache.restore(&entry, &other).expect("restore");
         assert_eq!(
             fs::read(other.path("eval/metrics.json")).expect("read"),
             b"{}"
         );
+        // Storing the edited file under the digest recorded before the edit
+        // (in a cache that lacks that content) is refused: the stage did not
+        // write what is there now.
+        let fresh_cache = Cache::new(dir.path().join("other-cache"));
+        let err = fresh_cache
+            .put("eval", "fp", 0.1, &run, &outputs)
+            .expect_err("changed");
+        assert!(matches!(err, StoreError::Changed { .. }), "{err}");
     }
 
     #[test]
-    fn blobs_are_read_only() {
+    fn a_damaged_blob_is_removed_never_restored_and_repaired_by_the_next_put() {
         let dir = tempfile::tempdir().expect("tempdir");
         let cache = Cache::new(dir.path().join("cache"));
         let run = RunDir::new(dir.path().join("a"));
-        let outputs = vec![stage_output(&run, "x", b"x")];
+        let outputs = vec![stage_output(&run, "train/model.safetensors", b"weights")];
+        cache.put("train", "fp", 1.0, &run, &outputs).expect("put");
+        // Bit rot that keeps the size: only the digest can tell.
+        let blob = cache.blob_path(&outputs[0].sha256).expect("blob");
+        edit_in_place(&blob, b"weighTs");
+        let names = ["train/model.safetensors".to_string()];
+        let entry = cache.get("fp", &names).expect("get").expect("same size");
+        let other = RunDir::new(dir.path().join("b"));
+        let err = cache.restore(&entry, &other).expect_err("corrupt");
+        assert!(matches!(err, StoreError::CorruptBlob { .. }), "{err}");
+        assert!(
+            !other.path("train/model.safetensors").exists(),
+            "nothing restored"
+        );
+        assert!(
+            names_in(&other.path("train")).is_empty(),
+            "no temporary file"
+        );
+        assert!(!blob.exists(), "the damaged blob is gone");
+        assert_eq!(cache.get("fp", &names).expect("get"), None, "and its entry");
+        cache
+            .put("train", "fp", 1.0, &run, &outputs)
+            .expect("put again");
+        let entry = cache.get("fp", &names).expect("get").expect("repaired");
+        cache.restore(&entry, &other).expect("restore");
+        assert_eq!(
+            fs::read(other.path("train/model.safetensors")).expect("read"),
+            b"weights"
+        );
+    }
+
+    #[test]
+    fn a_put_over_a_damaged_blob_replaces_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cache = Cache::new(dir.path().join("cache"));
+        let run = RunDir::new(dir.path().join("a"));
+        let outputs = vec![stage_output(&run, "x", b"good")];
         cache.put("s", "fp", 0.0, &run, &outputs).expect("put");
-        let blob = cache.blob_path(&outputs[0].sha256);
+        let blob = cache.blob_path(&outputs[0].sha256).expect("blob");
+        edit_in_place(&blob, b"gooD");
+        cache
+            .put("s", "fp", 0.0, &run, &outputs)
+            .expect("put again");
+        assert_eq!(fs::read(&blob).expect("read"), b"good");
         assert!(fs::metadata(blob).expect("stat").permissions().readonly());
+    }
+
+    #[test]
+    fn a_hand_edited_digest_names_no_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cache = Cache::new(dir.path().join("cache"));
+        for bad in ["", "../../etc/passwd", &"g".repeat(64)] {
+            assert!(cache.blob_path(bad).is_err(), "{bad}");
+        }
     }
 }

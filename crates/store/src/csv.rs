@@ -5,17 +5,15 @@ use std::path::Path;
 
 use crate::StoreError;
 
-/// Reads `path`, checks that its first line is `header`, and turns every
+/// Reads `path` (at most `limit` bytes), checks that its first line is `header`, and turns every
 /// other line's fields into an item with `parse` (`None`: not a valid row).
 pub(crate) fn read_rows<T>(
     path: &Path,
+    limit: u64,
     header: &str,
     parse: impl Fn(&[&str]) -> Option<T>,
 ) -> Result<Vec<T>, StoreError> {
-    let text = std::fs::read_to_string(path).map_err(|source| StoreError::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let text = crate::read_bounded_text(path, limit)?;
     let bad = |line: &str| StoreError::Format {
         path: path.to_path_buf(),
         message: format!("not a `{header}` row: {line:?}"),

@@ -22,6 +22,42 @@ pub enum StoreError {
         /// `folder`, `named pipe`, `socket` or `device`.
         kind: &'static str,
     },
+    /// A file of the cache does not hold the content its entry records.
+    #[error(
+        "{} holds other content than the cache recorded (sha256 {found}, not {expected}); it was removed from the cache",
+        path.display()
+    )]
+    CorruptBlob {
+        /// The blob.
+        path: PathBuf,
+        /// The digest recorded.
+        expected: String,
+        /// The digest of what is there.
+        found: String,
+    },
+    /// A run's file changed after the stage that wrote it recorded its digest.
+    #[error(
+        "{} changed after it was written (sha256 {found}, not {expected}); something else writes to it",
+        path.display()
+    )]
+    Changed {
+        /// The file.
+        path: PathBuf,
+        /// The digest recorded when it was written.
+        expected: String,
+        /// The digest of what is there now.
+        found: String,
+    },
+    /// A file is larger than its format allows.
+    #[error("{} is {bytes} bytes, more than such a file may be (at most {limit}); it is not one `ae` wrote", path.display())]
+    TooLarge {
+        /// The file.
+        path: PathBuf,
+        /// Its size.
+        bytes: u64,
+        /// The most allowed.
+        limit: u64,
+    },
     /// The file or directory could not be created or written.
     #[error("cannot write {}", path.display())]
     Write {
@@ -68,6 +104,19 @@ pub enum StoreError {
         /// What the JSON decoder reported.
         #[source]
         source: serde_json::Error,
+    },
+    /// `manifest.json` was written by a newer `ae`.
+    #[error(
+        "{} was written by a newer ae (manifest schema {schema}; this ae reads up to {supported}): run that ae here, or another run directory with this one",
+        path.display()
+    )]
+    NewerManifest {
+        /// The file.
+        path: PathBuf,
+        /// Its schema.
+        schema: u32,
+        /// The newest this `ae` reads.
+        supported: u32,
     },
     /// `manifest.json` exists but is not a manifest this version understands.
     #[error("{} is not a valid manifest; delete it to rerun every stage", path.display())]

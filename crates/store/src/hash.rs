@@ -33,7 +33,7 @@ pub fn sha256_file(path: &Path) -> Result<String, StoreError> {
 }
 
 // sha2 0.11 digests no longer implement `LowerHex`, so format by hand.
-fn to_hex(digest: &[u8]) -> String {
+pub(crate) fn to_hex(digest: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut hex = String::with_capacity(digest.len() * 2);
     for byte in digest {

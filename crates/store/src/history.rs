@@ -46,7 +46,7 @@ impl History {
 
     /// Reads a file written by [`History::save`].
     pub fn load(path: &Path) -> Result<Self, StoreError> {
-        let epochs = crate::csv::read_rows(path, Self::HEADER, |fields| {
+        let epochs = crate::csv::read_rows(path, crate::limits::HISTORY, Self::HEADER, |fields| {
             let [epoch, loss, val_loss, seconds] = fields else {
                 return None;
             };

@@ -38,12 +38,13 @@ mod layout;
 mod manifest;
 mod metrics;
 mod problem;
+mod read;
 mod roc;
 mod split;
 mod stage;
 mod tensors;
 
-pub use atomic::{create_dir_all, regular_file, temp_file_in, write_atomic};
+pub use atomic::{create_dir_all, temp_file_in, write_atomic};
 pub use cache::{Cache, CacheEntry};
 pub use error::StoreError;
 pub use hash::{sha256_file, sha256_hex};
@@ -55,6 +56,7 @@ pub use metrics::{
     ThresholdSource,
 };
 pub use problem::Problem;
+pub use read::{limits, read_bounded, read_bounded_text, regular_file};
 pub use roc::{OperatingPoint, RocCurve};
 pub use split::{
     IMAGE_PIXELS, IMAGE_SIDE, Split, read_codes, read_images, read_split, split_images_tensor,

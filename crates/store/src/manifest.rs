@@ -1,5 +1,4 @@
 use std::collections::BTreeMap;
-use std::fs;
 use std::io;
 use std::path::Path;
 
@@ -75,10 +74,36 @@ pub struct FileRecord {
     pub bytes: u64,
     /// sha256 of the bytes on disk, lowercase hex.
     pub sha256: String,
-    /// Modification time in nanoseconds since the Unix epoch when hashed; a
-    /// file with the same size and time is not hashed again.
+    /// Modification time in nanoseconds since the Unix epoch when hashed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub modified_ns: Option<u64>,
+    /// Status-change time (ctime) in nanoseconds when hashed: every write
+    /// to the file changes it, and no tool can set it back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub changed_ns: Option<u64>,
+    /// The file's inode number when hashed: a replaced file has another.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inode: Option<u64>,
+}
+
+/// What the file system says of a file without reading it: a file whose
+/// stamp is the one recorded with its digest has not been written since
+/// (an edit that keeps size and modification time still changes its ctime).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Stamp {
+    pub(crate) bytes: u64,
+    pub(crate) modified_ns: Option<u64>,
+    pub(crate) changed_ns: Option<u64>,
+    pub(crate) inode: Option<u64>,
+}
+
+impl Stamp {
+    /// Whether the stamp says enough to vouch for a recorded digest: a
+    /// modification time, and on Unix a ctime and an inode.
+    fn vouches(&self) -> bool {
+        self.modified_ns.is_some()
+            && (!cfg!(unix) || (self.changed_ns.is_some() && self.inode.is_some()))
+    }
 }
 
 impl Default for Manifest {
@@ -92,20 +117,20 @@ impl Default for Manifest {
 
 impl Manifest {
     /// The format version this code writes and reads.
-    pub const SCHEMA: u32 = 2;
+    pub const SCHEMA: u32 = 3;
 
-    /// Reads `path`; a missing file, or one of another schema, is an empty
-    /// manifest (every stage then counts as never run).
+    /// Reads `path`; a missing file is an empty manifest (every stage then
+    /// counts as never run). A schema-2 manifest (`ae` 0.2) is read as it
+    /// is: its records lack only the ctime and inode that this version adds.
+    /// One of schema 1 is empty, with a warning; a newer one is an error
+    /// (this `ae` would not understand, and must not overwrite, it).
     pub fn load(path: &Path) -> Result<Self, StoreError> {
-        let text = match fs::read(path) {
+        let text = match crate::read_bounded(path, crate::limits::MANIFEST) {
             Ok(text) => text,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Self::default()),
-            Err(source) => {
-                return Err(StoreError::Read {
-                    path: path.to_path_buf(),
-                    source,
-                });
+            Err(StoreError::Read { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
+                return Ok(Self::default());
             }
+            Err(e) => return Err(e),
         };
         #[derive(Deserialize)]
         struct SchemaOnly {
@@ -116,10 +141,25 @@ impl Manifest {
             source,
         };
         let version: SchemaOnly = serde_json::from_slice(&text).map_err(invalid)?;
-        if version.schema != Self::SCHEMA {
-            return Ok(Self::default());
+        match version.schema {
+            2 | Self::SCHEMA => {
+                let mut manifest: Self = serde_json::from_slice(&text).map_err(invalid)?;
+                manifest.schema = Self::SCHEMA;
+                Ok(manifest)
+            }
+            newer if newer > Self::SCHEMA => Err(StoreError::NewerManifest {
+                path: path.to_path_buf(),
+                schema: newer,
+                supported: Self::SCHEMA,
+            }),
+            older => {
+                tracing::warn!(
+                    "{} is from an older ae (manifest schema {older}); every stage will run again",
+                    path.display()
+                );
+                Ok(Self::default())
+            }
         }
-        serde_json::from_slice(&text).map_err(invalid)
     }
 
     /// Writes the manifest to `path` atomically, pretty-printed.
@@ -134,25 +174,66 @@ impl Manifest {
 impl FileRecord {
     /// Hashes the file at `path` and records it under the name `shown_as`.
     pub fn of(path: &Path, shown_as: impl Into<String>) -> Result<Self, StoreError> {
-        let (bytes, modified_ns) = stat(path)?;
-        Ok(Self {
+        let stamp = stat(path)?;
+        let sha256 = crate::sha256_file(path)?;
+        Ok(Self::stamped(shown_as.into(), sha256, stamp))
+    }
+
+    /// A record of `path` whose content has the digest `sha256` (known from
+    /// reading it), stamped as the file is now.
+    pub fn known(
+        path: &Path,
+        shown_as: impl Into<String>,
+        sha256: String,
+    ) -> Result<Self, StoreError> {
+        Ok(Self::stamped(shown_as.into(), sha256, stat(path)?))
+    }
+
+    /// The record of a file that is not there (or not a regular file), with
+    /// `digest` standing for its content.
+    pub fn absent(shown_as: impl Into<String>, digest: &str) -> Self {
+        Self {
             name: None,
             path: shown_as.into(),
-            bytes,
-            sha256: crate::sha256_file(path)?,
-            modified_ns,
-        })
+            bytes: 0,
+            sha256: digest.to_string(),
+            modified_ns: None,
+            changed_ns: None,
+            inode: None,
+        }
+    }
+
+    fn stamped(path: String, sha256: String, stamp: Stamp) -> Self {
+        Self {
+            name: None,
+            path,
+            bytes: stamp.bytes,
+            sha256,
+            modified_ns: stamp.modified_ns,
+            changed_ns: stamp.changed_ns,
+            inode: stamp.inode,
+        }
+    }
+
+    fn stamp(&self) -> Stamp {
+        Stamp {
+            bytes: self.bytes,
+            modified_ns: self.modified_ns,
+            changed_ns: self.changed_ns,
+            inode: self.inode,
+        }
     }
 
     /// The record of `path` now: `self` again when the file still has the
-    /// recorded size and modification time (not re-read), a fresh hash
-    /// otherwise; `None` when the file is missing.
-    pub fn refresh(&self, path: &Path) -> Result<Option<Self>, StoreError> {
-        if !path.exists() {
+    /// recorded size, modification time, ctime and inode (not re-read), a
+    /// fresh hash otherwise, or always with `verify`; `None` when the file is
+    /// missing.
+    pub fn refresh(&self, path: &Path, verify: bool) -> Result<Option<Self>, StoreError> {
+        if path.symlink_metadata().is_err() {
             return Ok(None);
         }
-        let (bytes, modified_ns) = stat(path)?;
-        if bytes == self.bytes && modified_ns.is_some() && modified_ns == self.modified_ns {
+        let stamp = stat(path)?;
+        if !verify && stamp == self.stamp() && stamp.vouches() {
             return Ok(Some(self.clone()));
         }
         Ok(Some(Self {
@@ -167,20 +248,38 @@ impl FileRecord {
     }
 }
 
-/// Size and modification time (ns since the epoch, when the platform has
-/// it) of the regular file at `path`.
-pub(crate) fn stat(path: &Path) -> Result<(u64, Option<u64>), StoreError> {
+/// The stamp of the regular file at `path` (times in ns since the epoch,
+/// where the platform has them).
+pub(crate) fn stat(path: &Path) -> Result<Stamp, StoreError> {
     let meta = crate::regular_file(path)?;
-    let modified = meta
+    let modified_ns = meta
         .modified()
         .ok()
         .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
         .and_then(|d| u64::try_from(d.as_nanos()).ok());
-    Ok((meta.len(), modified))
+    #[cfg(unix)]
+    let (changed_ns, inode) = {
+        use std::os::unix::fs::MetadataExt;
+        let changed = u64::try_from(meta.ctime())
+            .ok()
+            .and_then(|s| s.checked_mul(1_000_000_000))
+            .and_then(|ns| ns.checked_add(u64::try_from(meta.ctime_nsec()).ok()?));
+        (changed, Some(meta.ino()))
+    };
+    #[cfg(not(unix))]
+    let (changed_ns, inode) = (None, None);
+    Ok(Stamp {
+        bytes: meta.len(),
+        modified_ns,
+        changed_ns,
+        inode,
+    })
 }
 
 #[cfg(test)]
 mod tests {
+    use std::fs;
+
     use super::*;
 
     #[test]
@@ -204,11 +303,10 @@ mod tests {
                 seconds: 1.5,
                 inputs: vec![],
                 outputs: vec![FileRecord {
-                    name: None,
-                    path: "data/train.safetensors".into(),
-                    bytes: 3,
-                    sha256: "ab".into(),
                     modified_ns: Some(7),
+                    changed_ns: Some(8),
+                    inode: Some(9),
+                    ..FileRecord::absent("data/train.safetensors", "ab")
                 }],
                 error: None,
                 restored: false,
@@ -219,13 +317,34 @@ mod tests {
     }
 
     #[test]
-    fn a_manifest_of_another_schema_counts_as_empty() {
+    fn older_manifests_are_read_or_explained_and_newer_ones_refused() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("manifest.json");
+        // ae 0.1: every stage will run again.
         fs::write(&path, r#"{"schema": 1, "stages": {"data": {}}}"#).expect("write");
         assert_eq!(
             Manifest::load(&path).expect("old schema"),
             Manifest::default()
+        );
+        // ae 0.2: read as it is; its records lack ctime and inode.
+        let v2 = r#"{"schema": 2, "stages": {"data": {"status": "ok", "fingerprint": "f",
+            "config": {}, "version": "ae 0.2.0", "started_at": "t", "seconds": 1.0,
+            "inputs": [], "outputs": [{"path": "data/train.safetensors", "bytes": 3,
+            "sha256": "ab", "modified_ns": 7}]}}}"#;
+        fs::write(&path, v2).expect("write");
+        let manifest = Manifest::load(&path).expect("schema 2");
+        assert_eq!(manifest.schema, Manifest::SCHEMA);
+        let record = &manifest.stages["data"];
+        assert_eq!(
+            (record.version.as_str(), record.outputs[0].changed_ns),
+            ("ae 0.2.0", None)
+        );
+        // A newer ae's: refused, not overwritten.
+        fs::write(&path, r#"{"schema": 99, "stages": {}}"#).expect("write");
+        let err = Manifest::load(&path).expect_err("newer").to_string();
+        assert!(
+            err.contains("written by a newer ae (manifest schema 99"),
+            "{err}"
         );
     }
 
@@ -235,18 +354,51 @@ mod tests {
         let path = dir.path().join("f");
         fs::write(&path, b"one").expect("write");
         let record = FileRecord::of(&path, "f").expect("hash");
-        // A forged digest is kept while size and time match: no re-read.
+        // A forged digest is kept while the stamp matches: no re-read.
         let forged = FileRecord {
             sha256: "forged".into(),
             ..record.clone()
         };
-        assert_eq!(forged.refresh(&path).expect("stat"), Some(forged.clone()));
+        assert_eq!(
+            forged.refresh(&path, false).expect("stat"),
+            Some(forged.clone())
+        );
+        // --verify reads it.
+        let verified = forged.refresh(&path, true).expect("stat").expect("exists");
+        assert_eq!(verified.sha256, record.sha256);
         // Different content (and size) is hashed again.
         fs::write(&path, b"three").expect("write");
-        let fresh = forged.refresh(&path).expect("stat").expect("exists");
+        let fresh = forged.refresh(&path, false).expect("stat").expect("exists");
         assert_eq!(fresh.sha256, crate::sha256_hex(b"three"));
         fs::remove_file(&path).expect("remove");
-        assert_eq!(record.refresh(&path).expect("stat"), None);
+        assert_eq!(record.refresh(&path, false).expect("stat"), None);
+    }
+
+    /// Regression: an edit in place that keeps size and modification time
+    /// (`rsync --inplace -t`, an editor, bit-flipping by hand) was trusted.
+    #[cfg(unix)]
+    #[test]
+    fn an_edit_that_keeps_size_and_time_is_seen() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("model.safetensors");
+        fs::write(&path, b"weights").expect("write");
+        let record = FileRecord::of(&path, "model").expect("hash");
+        let mtime = fs::metadata(&path)
+            .expect("stat")
+            .modified()
+            .expect("mtime");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        fs::write(&path, b"weighTs").expect("edit");
+        let file = fs::File::options().write(true).open(&path).expect("open");
+        file.set_modified(mtime).expect("set the old time back");
+        drop(file);
+        let now = record.refresh(&path, false).expect("stat").expect("exists");
+        assert_eq!(now.modified_ns, record.modified_ns, "the same mtime");
+        assert_eq!(
+            now.sha256,
+            crate::sha256_hex(b"weighTs"),
+            "and still re-read"
+        );
     }
 
     #[test]

@@ -229,10 +229,7 @@ impl Metrics {
 
     /// Reads a file written by [`Metrics::save`].
     pub fn load(path: &Path) -> Result<Self, StoreError> {
-        let bytes = std::fs::read(path).map_err(|source| StoreError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let bytes = crate::read_bounded(path, crate::limits::METRICS)?;
         serde_json::from_slice(&bytes).map_err(|source| StoreError::Json {
             path: path.to_path_buf(),
             source,

@@ -48,7 +48,7 @@ impl RocCurve {
 
     /// Reads a file written by [`RocCurve::save`].
     pub fn load(path: &Path) -> Result<Self, StoreError> {
-        let points = crate::csv::read_rows(path, Self::HEADER, |fields| {
+        let points = crate::csv::read_rows(path, crate::limits::ROC, Self::HEADER, |fields| {
             let [score, fpr, tpr, precision] = fields else {
                 return None;
             };

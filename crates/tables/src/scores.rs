@@ -79,6 +79,7 @@ impl ScoresTable {
 
     /// Reads a file written by [`ScoresTable::write`], checking its columns.
     pub fn read(path: &Path) -> Result<Self, TableError> {
+        ae_store::regular_file(path)?;
         let file = File::open(path).map_err(|source| StoreError::Read {
             path: path.to_path_buf(),
             source,

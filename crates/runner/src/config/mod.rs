@@ -10,7 +10,6 @@
 mod overrides;
 
 use std::fmt;
-use std::fs;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
@@ -65,6 +64,16 @@ pub(crate) enum ConfigError {
         #[source]
         source: std::io::Error,
     },
+    /// The path holds something that is not a config file: a folder, a
+    /// device, a file too large to be one.
+    #[error("{} cannot be a config file", path.display())]
+    Unusable {
+        /// The path given.
+        path: PathBuf,
+        /// What it is.
+        #[source]
+        source: ae_store::StoreError,
+    },
     /// The file is not TOML, or a key or type is wrong.
     #[error("{}{}: {message}", path.display(), Location(location))]
     File {
@@ -106,9 +115,12 @@ impl ExperimentConfig {
 
     /// Loads `path`, applies `overrides` in order and validates the result.
     pub(crate) fn load(path: &Path, overrides: &[Override]) -> Result<Self, ConfigError> {
-        let text = fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_path_buf(),
-            source,
+        let text = ae_store::read_bounded_text(path, ae_store::limits::CONFIG).map_err(|e| {
+            let path = path.to_path_buf();
+            match e {
+                ae_store::StoreError::Read { source, .. } => ConfigError::Read { path, source },
+                source => ConfigError::Unusable { path, source },
+            }
         })?;
         let mut cfg = Self::from_toml(&text).map_err(|(location, message)| ConfigError::File {
             path: path.to_path_buf(),

@@ -10,11 +10,9 @@ const VERSION: &str = "ae 9.9.9";
 
 fn file(path: &str, sha256: &str) -> FileRecord {
     FileRecord {
-        name: None,
-        path: path.into(),
         bytes: 1,
-        sha256: sha256.into(),
         modified_ns: Some(1),
+        ..FileRecord::absent(path, sha256)
     }
 }
 

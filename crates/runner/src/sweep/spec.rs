@@ -84,7 +84,7 @@ impl Sweep {
     /// Reads `file`, builds the grid with `extra` overrides applied at every
     /// point, and validates every point's config; all problems at once.
     pub(super) fn load(file: &Path, extra: &[Override]) -> anyhow::Result<Self> {
-        let text = std::fs::read_to_string(file)
+        let text = ae_store::read_bounded_text(file, ae_store::limits::CONFIG)
             .with_context(|| format!("cannot read the sweep file {}", file.display()))?;
         let spec: SweepFile = serde_path_to_error::deserialize(
             toml::Deserializer::parse(&text)
