@@ -354,3 +354,31 @@ fn an_empty_split_is_an_error_not_a_model_trained_on_nothing() {
         &["no image of data/own/sevens.gz has a label in data.normal_labels = [3]"],
     );
 }
+
+/// Regression: a 2 MB gzip whose header promised a few images but that
+/// inflated to gigabytes was read to the end before the size check.
+#[test]
+fn a_gzip_that_inflates_past_its_header_is_cut_off() {
+    let sandbox = Sandbox::synthetic();
+    let (pixels, _) = synthetic_digits(SYNTH_TEST, 2);
+    let mut bomb = idx_images_of(&pixels);
+    bomb.extend(std::iter::repeat_n(0u8, 300_000_000));
+    fs::write(sandbox.path().join("data/own/bomb.gz"), gzip(&bomb)).expect("write");
+    let clock = std::time::Instant::now();
+    data_error(
+        &sandbox,
+        &["--set", "data.test.images=data/own/bomb.gz"],
+        &[
+            "data/own/bomb.gz is not a usable IDX file",
+            &format!(
+                "oversized IDX file: it holds more than the {} bytes its header promises",
+                16 + SYNTH_TEST * 784
+            ),
+        ],
+    );
+    assert!(
+        clock.elapsed() < std::time::Duration::from_secs(20),
+        "{:?}",
+        clock.elapsed()
+    );
+}

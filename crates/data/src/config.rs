@@ -97,6 +97,9 @@ pub struct DataConfig {
     pub connect_timeout_secs: u64,
     /// Seconds a download may stall without receiving a byte.
     pub read_timeout_secs: u64,
+    /// Seconds the download of one file from one mirror may take in all,
+    /// however steadily bytes arrive; then the next mirror is tried.
+    pub download_timeout_secs: u64,
     /// Train only on images with these labels (the one-class protocol); the
     /// test split keeps every image and marks those with other labels as
     /// anomalies.
@@ -133,6 +136,7 @@ impl Default for DataConfig {
             mirrors: None,
             connect_timeout_secs: 10,
             read_timeout_secs: 30,
+            download_timeout_secs: 600,
             normal_labels: None,
             outliers: None,
         }
@@ -259,15 +263,20 @@ impl DataConfig {
                 ));
             }
         }
-        for (key, secs) in [
-            ("data.connect_timeout_secs", self.connect_timeout_secs),
-            ("data.read_timeout_secs", self.read_timeout_secs),
+        for (key, secs, most) in [
+            ("data.connect_timeout_secs", self.connect_timeout_secs, 3600),
+            ("data.read_timeout_secs", self.read_timeout_secs, 3600),
+            (
+                "data.download_timeout_secs",
+                self.download_timeout_secs,
+                86_400,
+            ),
         ] {
-            if !(1..=3600).contains(&secs) {
+            if !(1..=most).contains(&secs) {
                 problems.push(Problem::new(
                     key,
                     secs,
-                    "must be between 1 and 3600 seconds",
+                    format!("must be between 1 and {most} seconds"),
                 ));
             }
         }

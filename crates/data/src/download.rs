@@ -3,7 +3,9 @@
 //! Each attempt streams the body into a temporary file next to the
 //! destination, then decompresses and checks it against the published
 //! digest. Only a verified file is renamed into place; a failed or corrupt
-//! download is deleted and the next mirror is tried.
+//! download is deleted and the next mirror is tried. Every download is
+//! bounded: in size (a known file's size, plus what gzip may add), in the
+//! wait for each read, and in total time.
 
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
@@ -13,8 +15,26 @@ use std::time::Duration;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::error::{MirrorError, MirrorFailure};
-use crate::source::gunzip;
+use crate::source::{StreamError, read_idx_stream};
 use crate::{DataError, IdxFile};
+
+/// How long a download may take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// Each connection attempt.
+    pub connect: Duration,
+    /// Each wait for data.
+    pub read: Duration,
+    /// The whole download of one file from one mirror.
+    pub total: Duration,
+}
+
+/// The most bytes a mirror may send for a file of `len` bytes: the file
+/// itself, raw, or gzip of it (which adds at most a few bytes per 16 KiB
+/// block of incompressible data, and a header).
+pub fn body_limit(len: u64) -> u64 {
+    len + len / 1000 + 64 * 1024
+}
 
 /// Fetches dataset files from mirrors, in order, with timeouts.
 #[derive(Debug)]
@@ -24,13 +44,13 @@ pub struct Downloader {
 }
 
 impl Downloader {
-    /// A downloader that tries `mirrors` in order. `connect_timeout` bounds
-    /// each connection attempt; `read_timeout` bounds every wait for data.
-    pub fn new(mirrors: Vec<String>, connect_timeout: Duration, read_timeout: Duration) -> Self {
+    /// A downloader that tries `mirrors` in order, within `timeouts`.
+    pub fn new(mirrors: Vec<String>, timeouts: Timeouts) -> Self {
         let config = ureq::Agent::config_builder()
-            .timeout_connect(Some(connect_timeout))
-            .timeout_recv_response(Some(read_timeout))
-            .timeout_per_read(Some(read_timeout))
+            .timeout_connect(Some(timeouts.connect))
+            .timeout_recv_response(Some(timeouts.read))
+            .timeout_per_read(Some(timeouts.read))
+            .timeout_global(Some(timeouts.total))
             .user_agent(concat!("ae/", env!("CARGO_PKG_VERSION")))
             .build();
         Self {
@@ -79,33 +99,55 @@ impl Downloader {
         })
     }
 
-    /// Streams `url` into `out` and verifies it; returns whether it was gzip.
+    /// Streams `url` into `out`, no more than a file of `file`'s size may
+    /// take, and verifies it; returns whether it was gzip.
     fn download_verified(
         &self,
         url: &str,
         file: &IdxFile,
         out: &File,
     ) -> Result<bool, MirrorError> {
+        let limit = body_limit(file.len);
         let mut response = self.agent.get(url).call()?;
-        let bar = progress_bar(file.name, response.body().content_length());
+        let claimed = response.body().content_length();
+        if let Some(claimed) = claimed.filter(|&n| n > limit) {
+            return Err(MirrorError::TooLarge {
+                bytes: claimed,
+                limit,
+            });
+        }
+        let bar = progress_bar(file.name, claimed);
         {
-            let mut reader = bar.wrap_read(response.body_mut().as_reader());
+            let reader = bar.wrap_read(response.body_mut().as_reader());
             let mut writer = BufWriter::with_capacity(1 << 20, out);
-            io::copy(&mut reader, &mut writer).map_err(MirrorError::Body)?;
+            let copied =
+                io::copy(&mut reader.take(limit + 1), &mut writer).map_err(MirrorError::Body)?;
+            if copied > limit {
+                return Err(MirrorError::TooLarge {
+                    bytes: copied,
+                    limit,
+                });
+            }
             writer.flush().map_err(MirrorError::Body)?;
         }
         bar.finish_and_clear();
 
-        let mut body = Vec::new();
         let mut out = out;
         out.seek(SeekFrom::Start(0)).map_err(MirrorError::Body)?;
-        out.read_to_end(&mut body).map_err(MirrorError::Body)?;
-        let gzipped = body.starts_with(&[0x1f, 0x8b]);
-        let content = if gzipped {
-            gunzip(&body, file.len).map_err(MirrorError::Gzip)?
-        } else {
-            body
-        };
+        let mut gzipped = [0u8; 2];
+        let peeked = out.read(&mut gzipped).map_err(MirrorError::Body)?;
+        let gzipped = peeked == 2 && gzipped == [0x1f, 0x8b];
+        out.seek(SeekFrom::Start(0)).map_err(MirrorError::Body)?;
+        let content =
+            read_idx_stream(out, file.kind, Some(file.len), None).map_err(|e| match e {
+                StreamError::Io {
+                    gzipped: true,
+                    source,
+                } => MirrorError::Gzip(source),
+                StreamError::Io { source, .. } => MirrorError::Body(source),
+                StreamError::Idx(source) => MirrorError::Idx(source),
+                StreamError::Memory { bytes } => MirrorError::TooLarge { bytes, limit },
+            })?;
         let found = ae_store::sha256_hex(&content);
         if found != file.sha256 {
             return Err(MirrorError::Checksum {

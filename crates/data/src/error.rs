@@ -42,6 +42,17 @@ pub enum DataError {
         /// The path as given.
         path: PathBuf,
     },
+    /// Reading a file would take more memory than there is.
+    #[error(
+        "{} promises {bytes} bytes, more memory than this machine can give to read it; use fewer images per file",
+        path.display()
+    )]
+    Memory {
+        /// The file.
+        path: PathBuf,
+        /// What its header promises.
+        bytes: u64,
+    },
     /// A file of the user's own dataset is there but cannot be used (it is
     /// a folder, a named pipe, a device, or unreadable).
     #[error("{key} cannot be used")]
@@ -192,6 +203,17 @@ pub enum MirrorError {
     /// The body is not valid gzip.
     #[error("it served a corrupt gzip file")]
     Gzip(#[source] io::Error),
+    /// The body is larger than the file can be.
+    #[error("it sent {bytes} bytes or more, but the file cannot be larger than {limit}")]
+    TooLarge {
+        /// What was sent, or claimed.
+        bytes: u64,
+        /// The most the file may take.
+        limit: u64,
+    },
+    /// The body decompressed, but not to an IDX file of the expected kind and length.
+    #[error("it served a file that is not the IDX file it should be")]
+    Idx(#[source] crate::IdxError),
     /// The body decompressed to the wrong content.
     #[error("it served a file whose decompressed sha256 is {found}, not {expected}")]
     Checksum {

@@ -3,6 +3,8 @@
 //!
 //! Pure functions over byte slices: nothing here touches the file system.
 
+use crate::IdxKind;
+
 /// Magic number of an `idx3-ubyte` file: unsigned bytes, three dimensions.
 pub const IMAGES_MAGIC: u32 = 0x0000_0803;
 /// Magic number of an `idx1-ubyte` file: unsigned bytes, one dimension.
@@ -51,6 +53,21 @@ pub enum IdxError {
         /// Columns per image.
         cols: usize,
     },
+    /// A stream holds more bytes than the header promises (it was read no
+    /// further than one byte past them).
+    #[error("oversized IDX file: it holds more than the {expected} bytes its header promises")]
+    Oversized {
+        /// Header plus count × item size.
+        expected: u64,
+    },
+    /// The header promises more bytes than any file can hold.
+    #[error("the header promises {count} items of {item_len} bytes, more than a file can hold")]
+    Impossible {
+        /// Items promised.
+        count: u64,
+        /// Bytes per item.
+        item_len: u64,
+    },
     /// A label byte outside 0–9.
     #[error("label {label} at index {index} is not a class 0–9")]
     BadLabel {
@@ -68,6 +85,41 @@ pub struct IdxImages<'a> {
     pub count: usize,
     /// `count × 784` pixels, image after image, row-major.
     pub pixels: &'a [u8],
+}
+
+/// The header's length in bytes of an IDX file of `kind`.
+pub fn header_len(kind: IdxKind) -> usize {
+    match kind {
+        IdxKind::Images => IMAGES_HEADER,
+        IdxKind::Labels => LABELS_HEADER,
+    }
+}
+
+/// The length of the whole file that an IDX `header` of `kind` promises:
+/// the header plus count × item size. Checks the magic number and, for
+/// images, that they are 28×28, so that nothing is read for a file of
+/// another kind or shape.
+pub fn promised_len(header: &[u8], kind: IdxKind) -> Result<u64, IdxError> {
+    let (magic, what) = match kind {
+        IdxKind::Images => (IMAGES_MAGIC, "images (idx3-ubyte)"),
+        IdxKind::Labels => (LABELS_MAGIC, "labels (idx1-ubyte)"),
+    };
+    let dims = self::header(header, header_len(kind), magic, what)?;
+    let item_len = match kind {
+        IdxKind::Images => {
+            let (rows, cols) = (dims[1], dims[2]);
+            if rows * cols != ae_store::IMAGE_PIXELS || rows != ae_store::IMAGE_SIDE {
+                return Err(IdxError::WrongImageSize { rows, cols });
+            }
+            ae_store::IMAGE_PIXELS as u64
+        }
+        IdxKind::Labels => 1,
+    };
+    let count = dims[0] as u64;
+    count
+        .checked_mul(item_len)
+        .and_then(|body| body.checked_add(header_len(kind) as u64))
+        .ok_or(IdxError::Impossible { count, item_len })
 }
 
 /// Parses an `idx3-ubyte` file of 28×28 images.

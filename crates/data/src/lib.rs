@@ -34,10 +34,10 @@ use serde_json::json;
 
 pub use catalog::{Dataset, IdxFile, IdxKind, SplitFiles};
 pub use config::{DataConfig, DatasetChoice, IdxPair, Outliers};
-pub use download::Downloader;
+pub use download::{Downloader, Timeouts, body_limit};
 pub use error::{DataError, Fix, MirrorError, MirrorFailure};
 pub use idx::{IdxError, normalize};
-pub use source::{locate, read_decompressed, verify_checksum};
+pub use source::{locate, read_idx, verify_checksum};
 
 use raw::RawSplit;
 use select::{Selection, write_selections};
@@ -95,6 +95,7 @@ impl PipelineStage for DataStage {
             mirrors: _,
             connect_timeout_secs: _,
             read_timeout_secs: _,
+            download_timeout_secs: _,
             normal_labels,
             outliers,
         } = cfg;
@@ -225,8 +226,11 @@ fn fetch_missing(
     };
     let downloader = Downloader::new(
         published.mirrors.clone(),
-        Duration::from_secs(cfg.connect_timeout_secs),
-        Duration::from_secs(cfg.read_timeout_secs),
+        Timeouts {
+            connect: Duration::from_secs(cfg.connect_timeout_secs),
+            read: Duration::from_secs(cfg.read_timeout_secs),
+            total: Duration::from_secs(cfg.download_timeout_secs),
+        },
     );
     let dir = data_root.join(published.dataset.name());
     for (file, idx_file) in [

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use crate::sources::{self, PairSource, Role};
-use crate::{DataError, Fix, idx, located, read_decompressed, verify_checksum};
+use crate::{DataError, Fix, IdxKind, idx, located, read_idx, verify_checksum};
 
 /// One split's two files, decompressed and checked for structure.
 pub(crate) struct RawSplit {
@@ -22,15 +22,15 @@ impl RawSplit {
     pub(crate) fn read(pair: &PairSource) -> Result<Self, DataError> {
         let (images_path, labels_path) = (located(&pair.images), located(&pair.labels));
         let (images_len, labels_len) = match &pair.published {
-            Some(p) => (p.files.images.len, p.files.labels.len),
-            None => (0, 0),
+            Some(p) => (Some(p.files.images.len), Some(p.files.labels.len)),
+            None => (None, None),
         };
         let fix = pair.fix();
         let raw = Self {
             role: pair.role,
             published: pair.published.clone(),
-            images_bytes: read_decompressed(images_path, images_len, fix)?,
-            labels_bytes: read_decompressed(labels_path, labels_len, fix)?,
+            images_bytes: read_idx(images_path, IdxKind::Images, images_len, fix)?,
+            labels_bytes: read_idx(labels_path, IdxKind::Labels, labels_len, fix)?,
             images_path: images_path.to_path_buf(),
             labels_path: labels_path.to_path_buf(),
             fix,

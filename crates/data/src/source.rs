@@ -1,12 +1,12 @@
 //! Finding a dataset file on disk and reading it back verified.
 
-use std::fs;
-use std::io::Read;
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 
 use flate2::read::GzDecoder;
 
-use crate::{DataError, Dataset, Fix, IdxFile};
+use crate::{DataError, Dataset, Fix, IdxError, IdxFile, IdxKind, idx};
 
 const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 
@@ -18,29 +18,115 @@ pub fn locate(dataset_dir: &Path, file: &IdxFile) -> Option<PathBuf> {
         .find(|path| path.is_file())
 }
 
-/// The decompressed bytes of the file at `path`: gzip is recognised by its
-/// magic number, anything else is taken as raw IDX. `expected_len` (0 when
-/// unknown) sizes the buffer; `fix` says what to do about a corrupt file.
-pub fn read_decompressed(path: &Path, expected_len: u64, fix: Fix) -> Result<Vec<u8>, DataError> {
-    let bytes = fs::read(path).map_err(|source| DataError::Read {
+/// Bytes read from a file at a time.
+const CHUNK: usize = 1 << 20;
+
+/// Why the bytes of an IDX stream could not be read.
+#[derive(Debug)]
+pub(crate) enum StreamError {
+    /// Reading (or, for gzip, decompressing) failed.
+    Io {
+        /// Whether the stream was gzip.
+        gzipped: bool,
+        /// What failed.
+        source: io::Error,
+    },
+    /// The bytes are not the IDX file the header says.
+    Idx(IdxError),
+    /// Holding them would take more memory than there is.
+    Memory {
+        /// What the header promises.
+        bytes: u64,
+    },
+}
+
+/// The decompressed bytes of an IDX stream of `kind` (gzip recognised by
+/// its magic number), read no further than they may be: the length its
+/// header promises (at most `published_len`, a published file's length,
+/// when known), plus one byte to tell that it holds more. When `raw_len`,
+/// a file's size, is known, a raw stream of another length than promised is
+/// refused before its body is read. Memory is taken as the bytes arrive, so
+/// a header that lies costs nothing.
+pub(crate) fn read_idx_stream(
+    source: impl Read,
+    kind: IdxKind,
+    published_len: Option<u64>,
+    raw_len: Option<u64>,
+) -> Result<Vec<u8>, StreamError> {
+    let mut file = BufReader::with_capacity(CHUNK, source);
+    let io_err = |gzipped| move |source| StreamError::Io { gzipped, source };
+    let gzipped = file
+        .fill_buf()
+        .map_err(io_err(false))?
+        .starts_with(&GZIP_MAGIC);
+    let mut reader: Box<dyn Read> = if gzipped {
+        Box::new(GzDecoder::new(file))
+    } else {
+        Box::new(file)
+    };
+    let header_len = idx::header_len(kind);
+    let mut bytes = Vec::with_capacity(header_len);
+    (&mut reader)
+        .take(header_len as u64)
+        .read_to_end(&mut bytes)
+        .map_err(io_err(gzipped))?;
+    if bytes.len() < header_len {
+        // Too short for a header: the parser says so.
+        return Ok(bytes);
+    }
+    let promised = idx::promised_len(&bytes, kind).map_err(StreamError::Idx)?;
+    if let Some(len) = raw_len.filter(|&len| !gzipped && len != promised) {
+        return Err(StreamError::Idx(IdxError::WrongLength {
+            expected: usize::try_from(promised).unwrap_or(usize::MAX),
+            found: usize::try_from(len).unwrap_or(usize::MAX),
+        }));
+    }
+    let bound = published_len.map_or(promised, |len| len.min(promised));
+    let mut body = reader.take(bound.saturating_sub(header_len as u64) + 1);
+    let mut chunk = vec![0u8; CHUNK];
+    loop {
+        let n = match body.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(io_err(gzipped)(e)),
+        };
+        bytes
+            .try_reserve(n)
+            .map_err(|_| StreamError::Memory { bytes: promised })?;
+        bytes.extend_from_slice(&chunk[..n]);
+    }
+    if bytes.len() as u64 > bound {
+        return Err(StreamError::Idx(IdxError::Oversized { expected: bound }));
+    }
+    Ok(bytes)
+}
+
+/// The decompressed bytes of the IDX file of `kind` at `path`, read as
+/// [`read_idx_stream`] reads, its size checked first; errors name the file,
+/// and `fix` says what to do about a bad one. What is read is checked in
+/// full by [`crate::idx`]'s parsers.
+pub fn read_idx(
+    path: &Path,
+    kind: IdxKind,
+    published_len: Option<u64>,
+    fix: Fix,
+) -> Result<Vec<u8>, DataError> {
+    let meta = ae_store::regular_file(path)?;
+    let file = File::open(path).map_err(|source| DataError::Read {
         path: path.to_path_buf(),
         source,
     })?;
-    if !bytes.starts_with(&GZIP_MAGIC) {
-        return Ok(bytes);
-    }
-    gunzip(&bytes, expected_len).map_err(|source| DataError::CorruptGzip {
-        path: path.to_path_buf(),
-        fix,
-        source,
+    let path = path.to_path_buf();
+    read_idx_stream(file, kind, published_len, Some(meta.len())).map_err(|e| match e {
+        StreamError::Io {
+            gzipped: true,
+            source,
+        } => DataError::CorruptGzip { path, fix, source },
+        StreamError::Io { source, .. } => DataError::Read { path, source },
+        StreamError::Idx(source) => DataError::Idx { path, fix, source },
+        StreamError::Memory { bytes } => DataError::Memory { path, bytes },
     })
-}
-
-/// Decompresses a whole gzip member.
-pub(crate) fn gunzip(bytes: &[u8], expected_len: u64) -> std::io::Result<Vec<u8>> {
-    let mut out = Vec::with_capacity(usize::try_from(expected_len).unwrap_or(0));
-    GzDecoder::new(bytes).read_to_end(&mut out)?;
-    Ok(out)
 }
 
 /// Checks that decompressed `bytes` are the published content of `file`.
@@ -66,10 +152,11 @@ pub fn verify_checksum(
 
 #[cfg(test)]
 mod tests {
+    use std::fs;
+
     use ae_testkit::gzip;
 
     use super::*;
-    use crate::IdxKind;
 
     const FILE: IdxFile = IdxFile {
         name: "t10k-labels-idx1-ubyte",
@@ -78,37 +165,106 @@ mod tests {
         sha256: "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad",
     };
 
+    fn labels(values: &[u8]) -> Vec<u8> {
+        ae_testkit::idx_labels_of(values)
+    }
+
     #[test]
     fn prefers_gzip_then_raw_and_reads_both() {
         let dir = tempfile::tempdir().expect("tempdir");
         assert_eq!(locate(dir.path(), &FILE), None);
+        let content = labels(&[1, 2, 3]);
 
         let raw = dir.path().join(FILE.name);
-        fs::write(&raw, b"abc").expect("write");
+        fs::write(&raw, &content).expect("write");
         assert_eq!(locate(dir.path(), &FILE), Some(raw.clone()));
-        assert_eq!(
-            read_decompressed(&raw, 3, Fix::Redownload).expect("raw"),
-            b"abc"
-        );
+        let read = |path: &Path| read_idx(path, IdxKind::Labels, None, Fix::Redownload);
+        assert_eq!(read(&raw).expect("raw"), content);
 
         let gz = dir.path().join(format!("{}.gz", FILE.name));
-        fs::write(&gz, gzip(b"abc")).expect("write");
+        fs::write(&gz, gzip(&content)).expect("write");
         assert_eq!(locate(dir.path(), &FILE), Some(gz.clone()));
-        assert_eq!(
-            read_decompressed(&gz, 3, Fix::Redownload).expect("gz"),
-            b"abc"
-        );
+        assert_eq!(read(&gz).expect("gz"), content);
     }
 
     #[test]
     fn a_truncated_gzip_is_a_corrupt_gzip_error() {
         let dir = tempfile::tempdir().expect("tempdir");
         let gz = dir.path().join("x.gz");
-        let bytes = gzip(&[7u8; 5000]);
+        let bytes = gzip(&labels(&[7u8; 5000]));
         fs::write(&gz, &bytes[..bytes.len() / 2]).expect("write");
-        let err = read_decompressed(&gz, 5000, Fix::Redownload).expect_err("truncated");
+        let err = read_idx(&gz, IdxKind::Labels, None, Fix::Redownload).expect_err("truncated");
         assert!(matches!(err, DataError::CorruptGzip { .. }), "{err}");
         assert!(err.to_string().contains("x.gz"), "{err}");
+    }
+
+    /// Regression: a small gzip whose header promised a few images but that
+    /// inflated to far more was read to the end (2 GB of memory for 2 MB).
+    #[test]
+    fn a_stream_that_holds_more_than_promised_is_read_one_byte_past_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let gz = dir.path().join("bomb.gz");
+        let mut content = labels(&[1, 2, 3]);
+        content.extend(std::iter::repeat_n(0u8, 50_000_000));
+        fs::write(&gz, gzip(&content)).expect("write");
+        assert!(
+            fs::metadata(&gz).expect("stat").len() < 1_000_000,
+            "a small file"
+        );
+        let err = read_idx(&gz, IdxKind::Labels, None, Fix::Replace).expect_err("oversized");
+        assert!(
+            err.to_string().contains("bomb.gz is not a usable IDX file"),
+            "{err}"
+        );
+        let chain = format!("{:?}", err);
+        assert!(chain.contains("Oversized { expected: 11 }"), "{chain}");
+        // A published file's known length bounds the read as well.
+        let ok = gzip(&labels(&[1, 2, 3]));
+        fs::write(&gz, ok).expect("write");
+        let err = read_idx(&gz, IdxKind::Labels, Some(10), Fix::Redownload).expect_err("longer");
+        assert!(
+            format!("{err:?}").contains("Oversized { expected: 10 }"),
+            "{err:?}"
+        );
+    }
+
+    /// Regression: a sparse raw file whose size disagreed with its header was
+    /// read in full (25 s for 8 GiB) before the length check.
+    #[test]
+    fn a_raw_file_of_another_size_than_promised_is_not_read() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let raw = dir.path().join("sparse");
+        let file = fs::File::create(&raw).expect("create");
+        let mut header = labels(&[1, 2, 3]);
+        header.truncate(8);
+        use std::io::Write;
+        (&file).write_all(&header).expect("header");
+        file.set_len(8 << 30).expect("8 GiB, sparse");
+        let clock = std::time::Instant::now();
+        let err = read_idx(&raw, IdxKind::Labels, None, Fix::Replace).expect_err("size");
+        assert!(
+            clock.elapsed() < std::time::Duration::from_secs(2),
+            "not read"
+        );
+        assert!(
+            err.to_string().contains("sparse is not a usable IDX file"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_header_of_another_kind_or_shape_reads_nothing_more() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("images");
+        let mut header = Vec::new();
+        for word in [2051u32, u32::MAX, 280, 280] {
+            header.extend(word.to_be_bytes());
+        }
+        fs::write(&path, &header).expect("write");
+        let err = read_idx(&path, IdxKind::Images, None, Fix::Replace).expect_err("shape");
+        assert!(format!("{err:?}").contains("WrongImageSize"), "{err:?}");
+        let err = read_idx(&path, IdxKind::Labels, None, Fix::Replace).expect_err("kind");
+        assert!(format!("{err:?}").contains("WrongMagic"), "{err:?}");
     }
 
     #[test]

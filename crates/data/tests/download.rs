@@ -5,8 +5,8 @@ use std::fs;
 use std::path::Path;
 use std::time::Duration;
 
-use ae_data::{DataError, Downloader, IdxFile, IdxKind, MirrorError};
-use ae_testkit::{LocalMirror, dead_mirror, gzip};
+use ae_data::{DataError, Downloader, IdxFile, IdxKind, MirrorError, Timeouts};
+use ae_testkit::{Hostile, LocalMirror, dead_mirror, gzip, hostile_mirror};
 
 /// A tiny labels file and its catalog entry.
 fn labels_file() -> (IdxFile, Vec<u8>) {
@@ -23,7 +23,14 @@ fn labels_file() -> (IdxFile, Vec<u8>) {
 }
 
 fn downloader(mirrors: Vec<String>) -> Downloader {
-    Downloader::new(mirrors, Duration::from_secs(5), Duration::from_secs(5))
+    Downloader::new(
+        mirrors,
+        Timeouts {
+            connect: Duration::from_secs(5),
+            read: Duration::from_secs(5),
+            total: Duration::from_secs(5),
+        },
+    )
 }
 
 fn names_in(dir: &Path) -> Vec<String> {
@@ -163,4 +170,80 @@ fn an_unusable_data_folder_is_reported_before_any_download() {
         .expect_err("cannot create a folder inside a file");
     assert!(matches!(err, DataError::DataDir { .. }), "{err}");
     assert!(err.to_string().contains("not-a-folder/mnist"), "{err}");
+}
+
+/// Regression: a mirror that streamed forever, or claimed an absurd size,
+/// filled a disk; one that dripped a byte every half second never tripped
+/// the read timeout and never gave way to the next mirror.
+#[test]
+fn hostile_mirrors_are_cut_off_and_the_next_one_is_tried() {
+    let (file, content) = labels_file();
+    let good = LocalMirror::serve(
+        "/mnist/",
+        HashMap::from([("t10k-labels-idx1-ubyte.gz".to_string(), gzip(&content))]),
+    );
+    let mirrors = vec![
+        hostile_mirror(Hostile::Endless),
+        hostile_mirror(Hostile::ClaimsHuge),
+        hostile_mirror(Hostile::Drip),
+        good.url.clone(),
+    ];
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clock = std::time::Instant::now();
+    let downloader = Downloader::new(
+        mirrors.clone(),
+        Timeouts {
+            connect: Duration::from_secs(5),
+            read: Duration::from_secs(2),
+            total: Duration::from_secs(3),
+        },
+    );
+    let landed = downloader
+        .fetch(&file, dir.path())
+        .expect("the fourth mirror is good");
+    assert_eq!(fs::read(&landed).expect("read"), gzip(&content));
+    assert!(
+        clock.elapsed() < Duration::from_secs(20),
+        "took {:?}",
+        clock.elapsed()
+    );
+    assert_eq!(names_in(dir.path()), ["t10k-labels-idx1-ubyte.gz"]);
+
+    // Each failure says why.
+    let err = Downloader::new(
+        mirrors[..3].to_vec(),
+        Timeouts {
+            connect: Duration::from_secs(5),
+            read: Duration::from_secs(2),
+            total: Duration::from_secs(3),
+        },
+    )
+    .fetch(&file, dir.path().join("none").as_path())
+    .expect_err("no good mirror");
+    let DataError::Download { attempts, .. } = &err else {
+        panic!("expected a download error, got {err}");
+    };
+    assert!(
+        matches!(attempts[0].reason, MirrorError::TooLarge { .. }),
+        "{}",
+        attempts[0]
+    );
+    assert!(
+        matches!(
+            attempts[1].reason,
+            MirrorError::TooLarge {
+                bytes: 1_000_000_000_000_000,
+                ..
+            }
+        ),
+        "{}",
+        attempts[1]
+    );
+    assert!(
+        attempts[2].to_string().contains("timeout")
+            || attempts[2].to_string().contains("timed out"),
+        "{}",
+        attempts[2]
+    );
+    assert_eq!(names_in(&dir.path().join("none")), Vec::<String>::new());
 }

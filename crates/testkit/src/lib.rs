@@ -164,6 +164,62 @@ impl Drop for LocalMirror {
     }
 }
 
+/// How a [`hostile_mirror`] misbehaves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hostile {
+    /// Sends bytes without end and without a length.
+    Endless,
+    /// Claims a body of 10^15 bytes.
+    ClaimsHuge,
+    /// Sends one byte every half second (never long enough to trip a read
+    /// timeout of a second or more).
+    Drip,
+}
+
+/// A mirror on 127.0.0.1 that answers every request as `how` says, until
+/// the test process ends; returns its base URL.
+pub fn hostile_mirror(how: Hostile) -> String {
+    use std::io::Read;
+    use std::time::Duration;
+
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            thread::spawn(move || {
+                // Read the request's head before answering.
+                let mut head = [0u8; 4096];
+                let _ = stream.read(&mut head);
+                let header = match how {
+                    Hostile::Endless => "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n".to_string(),
+                    Hostile::ClaimsHuge => {
+                        "HTTP/1.1 200 OK\r\nContent-Length: 1000000000000000\r\n\r\n".to_string()
+                    }
+                    Hostile::Drip => "HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n".to_string(),
+                };
+                if stream.write_all(header.as_bytes()).is_err() {
+                    return;
+                }
+                let block = [0x1fu8; 64 * 1024];
+                loop {
+                    let sent = match how {
+                        Hostile::Endless | Hostile::ClaimsHuge => stream.write_all(&block),
+                        Hostile::Drip => {
+                            thread::sleep(Duration::from_millis(500));
+                            stream.write_all(&block[..1])
+                        }
+                    };
+                    if sent.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    format!("http://127.0.0.1:{port}/mnist/")
+}
+
 /// A mirror URL on 127.0.0.1 where nothing listens (the port was free a moment ago).
 pub fn dead_mirror() -> String {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
