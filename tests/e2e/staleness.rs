@@ -405,3 +405,81 @@ fn a_cache_that_cannot_be_used_costs_only_the_sharing() {
     let again = verdicts(&pipeline(&sandbox, &["--cache-dir", "blocker/cache"]));
     assert!(again.iter().all(|(_, v)| v == "fresh"), "{again:?}");
 }
+
+/// Regression: interrupted writes left their temporary files behind for
+/// good (five Ctrl-Cs during the data stage left 333 MB).
+#[test]
+fn what_interrupted_writes_left_is_removed_by_the_next_run() {
+    let sandbox = Sandbox::synthetic();
+    pipeline(&sandbox, &[]);
+    let run = sandbox.path().join("runs/synth");
+    let leftovers = [
+        // A process id no process has (beyond Linux's pid_max), and the
+        // pid-less names of ae 0.2.
+        run.join("train/.ae-tmp-4999999-AbC123"),
+        run.join("data/.ae-tmp-Xy12zz"),
+        run.join(".ae-tmp-4999999-q"),
+    ];
+    for leftover in &leftovers {
+        fs::write(leftover, vec![0u8; 4096]).expect("write");
+    }
+    let again = pipeline(&sandbox, &[]);
+    assert!(verdicts(&again).iter().all(|(_, v)| v == "fresh"));
+    for leftover in &leftovers {
+        assert!(!leftover.exists(), "{} is still there", leftover.display());
+    }
+    let log = fs::read_to_string(run.join("run.log")).expect("log");
+    assert!(
+        log.contains("removed 12288 bytes that interrupted writes left"),
+        "{log}"
+    );
+}
+
+/// Regression: a sweep killed by a signal to its own pid (as supervisors and
+/// Python's `terminate()` do) left its `ae pipeline` children running.
+#[cfg(unix)]
+#[test]
+fn a_killed_sweep_takes_its_points_with_it() {
+    let sandbox = Sandbox::synthetic();
+    sandbox.write(
+        "sweeps/long.toml",
+        "name = \"long\"\nbase = \"../configs/synth.toml\"\n[set]\ntrain.epochs = 100000\n[grid]\nseed = [0, 1]\n",
+    );
+    let mut sweep = Command::new(env!("CARGO_BIN_EXE_ae"))
+        .args(["sweep", "sweeps/long.toml"])
+        .current_dir(sandbox.path())
+        .env_remove("AE_DATA_DIR")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn ae sweep");
+    let point = sandbox.path().join("runs/long/seed=0");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let text = fs::read_to_string(point.join("manifest.json")).unwrap_or_default();
+        if text.contains("\"running\"") && text.contains("\"train\"") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the point never started training"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    sweep.kill().expect("SIGKILL to the sweep alone");
+    sweep.wait().expect("reaped");
+    // The point's process held its run directory's lock; the lock is free
+    // once it has ended.
+    let lock = fs::File::options()
+        .write(true)
+        .open(point.join(".lock"))
+        .expect("the lock file");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while lock.try_lock().is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "the point's ae pipeline outlived its sweep"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

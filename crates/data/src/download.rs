@@ -61,13 +61,27 @@ impl Downloader {
 
     /// Downloads `file` into `dir` (created if missing) from the first mirror
     /// that serves a verified copy, and returns where it landed: `<name>.gz`,
-    /// or `<name>` if the mirror served raw IDX.
+    /// or `<name>` if the mirror served raw IDX. Downloads into one folder
+    /// take turns (a lock file in it), so concurrent runs fetch a file once;
+    /// the turn begins by removing what interrupted downloads left.
     pub fn fetch(&self, file: &IdxFile, dir: &Path) -> Result<PathBuf, DataError> {
         let dir_err = |source| DataError::DataDir {
             dir: dir.to_path_buf(),
             source,
         };
         fs::create_dir_all(dir).map_err(dir_err)?;
+        let _turn = take_turn(dir)?;
+        if let Some(path) = crate::locate(dir, file) {
+            tracing::info!(path = %path.display(), "{} was downloaded meanwhile", file.name);
+            return Ok(path);
+        }
+        let freed = ae_store::remove_stale_temps(dir, true);
+        if freed > 0 {
+            tracing::info!(
+                "removed {freed} bytes that interrupted downloads left in {}",
+                dir.display()
+            );
+        }
         let mut attempts = Vec::new();
         for mirror in &self.mirrors {
             let url = join_url(mirror, &format!("{}.gz", file.name));
@@ -157,6 +171,26 @@ impl Downloader {
         }
         Ok(gzipped)
     }
+}
+
+/// The lock of downloads into `dir`, held until dropped.
+fn take_turn(dir: &Path) -> Result<File, DataError> {
+    let path = dir.join(".ae-download.lock");
+    if path.symlink_metadata().is_ok() {
+        ae_store::regular_file(&path)?;
+    }
+    let lock_err = |source| DataError::DataDir {
+        dir: dir.to_path_buf(),
+        source,
+    };
+    let file = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(lock_err)?;
+    file.lock().map_err(lock_err)?;
+    Ok(file)
 }
 
 fn join_url(base: &str, name: &str) -> String {

@@ -33,10 +33,12 @@ fn downloader(mirrors: Vec<String>) -> Downloader {
     )
 }
 
+/// The files in `dir`, but the lock that downloads into it take turns on.
 fn names_in(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = fs::read_dir(dir)
         .expect("list")
         .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .filter(|name| name != ".ae-download.lock")
         .collect();
     names.sort();
     names
@@ -246,4 +248,21 @@ fn hostile_mirrors_are_cut_off_and_the_next_one_is_tried() {
         attempts[2]
     );
     assert_eq!(names_in(&dir.path().join("none")), Vec::<String>::new());
+}
+
+/// What interrupted downloads left in the folder is removed before the next.
+#[test]
+fn leftovers_of_interrupted_downloads_are_removed() {
+    let (file, content) = labels_file();
+    let mirror = LocalMirror::serve(
+        "/mnist/",
+        HashMap::from([("t10k-labels-idx1-ubyte.gz".to_string(), gzip(&content))]),
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    fs::write(dir.path().join(".ae-tmp-12345-half"), vec![0u8; 10_000]).expect("write");
+    fs::write(dir.path().join(".ae-tmp-older"), b"x").expect("write");
+    downloader(vec![mirror.url.clone()])
+        .fetch(&file, dir.path())
+        .expect("downloaded");
+    assert_eq!(names_in(dir.path()), ["t10k-labels-idx1-ubyte.gz"]);
 }

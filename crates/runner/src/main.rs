@@ -29,6 +29,7 @@ use crate::stage::Stage;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    exit_with_parent();
     match run(&cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
@@ -99,6 +100,32 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
             bench::run(&exp, *epochs, engines)
         }
         Command::Sweep(args) => sweep::command(cli, &workspace(cli), args),
+    }
+}
+
+/// The environment variable by which `ae sweep` asks the `ae pipeline` it
+/// starts to end with it: it holds the sweep's process id.
+pub(crate) const EXIT_WITH_PARENT: &str = "AE_EXIT_WITH_PARENT";
+
+/// When started by a sweep, ends this process within a tenth of a second of
+/// the sweep's end, however it ended (a signal to its pid, `kill -9`): a
+/// supervisor that stops the sweep stops its points too. What the point was
+/// writing is left as after any interruption: its next run redoes it.
+fn exit_with_parent() {
+    #[cfg(unix)]
+    if let Some(parent) = std::env::var(EXIT_WITH_PARENT)
+        .ok()
+        .and_then(|pid| pid.parse::<u32>().ok())
+    {
+        std::thread::spawn(move || {
+            loop {
+                if std::os::unix::process::parent_id() != parent {
+                    eprintln!("error: the sweep that started this ae has ended; stopping");
+                    std::process::exit(143);
+                }
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+        });
     }
 }
 

@@ -39,6 +39,7 @@ pub(crate) fn run_plan(exp: &Experiment, steps: &[Step], mode: Mode) -> anyhow::
         Mode::DryRun | Mode::Status => None,
     };
     if mode == Mode::Run {
+        remove_leftovers(exp);
         exp.write_resolved_config()?;
     }
     let manifest_path = exp.run.path(files::MANIFEST);
@@ -269,6 +270,27 @@ fn restore(
             exp.cache_failed(err);
             None
         }
+    }
+}
+
+/// Removes the temporary files that interrupted writes left in the run
+/// directory: every one, since the caller holds the run directory's lock,
+/// which every writer there holds too.
+fn remove_leftovers(exp: &Experiment) {
+    let mut folders: Vec<std::path::PathBuf> = Stage::ALL
+        .iter()
+        .flat_map(|&stage| exp.stage(stage).outputs())
+        .filter_map(|file| exp.run.path(&file).parent().map(ToOwned::to_owned))
+        .collect();
+    folders.push(exp.run.root().to_path_buf());
+    folders.sort();
+    folders.dedup();
+    let freed: u64 = folders
+        .iter()
+        .map(|dir| ae_store::remove_stale_temps(dir, true))
+        .sum();
+    if freed > 0 {
+        tracing::info!("removed {freed} bytes that interrupted writes left in the run directory");
     }
 }
 

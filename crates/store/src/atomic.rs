@@ -31,18 +31,70 @@ where
     Ok(())
 }
 
-/// A temporary file in `dir`, deleted on drop unless persisted. It gets the
-/// permissions of an ordinary new file (0666 less the umask), not tempfile's
-/// private 0600, so the renamed artifact is readable as any other output.
+/// The start of every temporary file's name.
+const TEMP_PREFIX: &str = ".ae-tmp-";
+
+/// A temporary file in `dir`, deleted on drop unless persisted, named
+/// `.ae-tmp-<pid>-<random>` so that one left behind by a process that died
+/// can be told apart ([`remove_stale_temps`]). It gets the permissions of an
+/// ordinary new file (0666 less the umask), not tempfile's private 0600, so
+/// the renamed artifact is readable as any other output.
 pub fn temp_file_in(dir: &Path) -> io::Result<tempfile::NamedTempFile> {
     let mut builder = tempfile::Builder::new();
-    builder.prefix(".ae-tmp-");
+    let prefix = format!("{TEMP_PREFIX}{}-", std::process::id());
+    builder.prefix(&prefix);
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
         builder.permissions(fs::Permissions::from_mode(0o666));
     }
     builder.tempfile_in(dir)
+}
+
+/// Removes the temporary files in `dir` (not below it) that an interrupted
+/// write left: all of them when `exclusive` (the caller holds the lock that
+/// every writer there takes), otherwise those whose process is gone (on
+/// Linux; elsewhere only those of no known process). Returns how many bytes
+/// were freed; files that cannot be removed are left, with a debug line.
+pub fn remove_stale_temps(dir: &Path, exclusive: bool) -> u64 {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return 0;
+    };
+    let mut freed = 0;
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(rest) = name.to_str().and_then(|n| n.strip_prefix(TEMP_PREFIX)) else {
+            continue;
+        };
+        let owner = rest
+            .split('-')
+            .next()
+            .and_then(|pid| pid.parse::<u32>().ok());
+        let stale = exclusive
+            || match owner {
+                Some(pid) => pid != std::process::id() && !process_alive(pid),
+                None => false,
+            };
+        let is_file = entry.file_type().is_ok_and(|t| t.is_file());
+        if !(stale && is_file) {
+            continue;
+        }
+        let bytes = entry.metadata().map_or(0, |m| m.len());
+        match fs::remove_file(entry.path()) {
+            Ok(()) => freed += bytes,
+            Err(e) => tracing::debug!("cannot remove {}: {e}", entry.path().display()),
+        }
+    }
+    freed
+}
+
+/// Whether a process with `pid` runs (Linux); elsewhere assumed to.
+fn process_alive(pid: u32) -> bool {
+    if cfg!(target_os = "linux") {
+        Path::new("/proc").join(pid.to_string()).exists()
+    } else {
+        true
+    }
 }
 
 /// Creates a directory and its parents, naming the directory on failure.
@@ -84,6 +136,29 @@ mod tests {
             .map(|e| e.expect("entry").file_name())
             .collect();
         assert_eq!(names, vec![std::ffi::OsString::from("out.txt")]);
+    }
+
+    #[test]
+    fn stale_temporary_files_are_removed_and_live_ones_kept() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let live = temp_file_in(dir.path()).expect("ours");
+        // A process id that no process has (beyond Linux's pid_max).
+        let dead = dir.path().join(".ae-tmp-4999999-abc");
+        fs::write(&dead, vec![0u8; 1000]).expect("write");
+        let legacy = dir.path().join(".ae-tmp-Xy12zz");
+        fs::write(&legacy, b"x").expect("write");
+        fs::write(dir.path().join("kept.safetensors"), b"x").expect("write");
+        let freed = remove_stale_temps(dir.path(), false);
+        assert_eq!((freed, dead.exists()), (1000, false));
+        assert!(live.path().exists() && legacy.exists());
+        // Under the folder's lock, every temporary file is stale.
+        drop(live);
+        assert_eq!(remove_stale_temps(dir.path(), true), 1);
+        let names: Vec<_> = fs::read_dir(dir.path())
+            .expect("list")
+            .map(|e| e.expect("entry").file_name())
+            .collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("kept.safetensors")]);
     }
 
     #[test]

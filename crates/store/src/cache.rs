@@ -247,6 +247,7 @@ fn copy_verified(from: &Path, to: &Path, expected: &str) -> Result<(), StoreErro
     let mut source = File::open(from).map_err(read_err)?;
     let dir = parent_dir(to);
     create_dir_all(dir)?;
+    crate::remove_stale_temps(dir, false);
     let temp = temp_file_in(dir).map_err(write_err)?;
     let mut hasher = Sha256::new();
     {

@@ -44,7 +44,7 @@ mod split;
 mod stage;
 mod tensors;
 
-pub use atomic::{create_dir_all, temp_file_in, write_atomic};
+pub use atomic::{create_dir_all, remove_stale_temps, temp_file_in, write_atomic};
 pub use cache::{Cache, CacheEntry};
 pub use error::StoreError;
 pub use hash::{sha256_file, sha256_hex};

@@ -119,6 +119,7 @@ impl Runner<'_> {
             0 => command.arg("--quiet"),
             n => command.arg(format!("-{}", "v".repeat(usize::from(n)))),
         };
+        command.env(crate::EXIT_WITH_PARENT, std::process::id().to_string());
         command.arg("pipeline").arg(&self.sweep.base);
         for o in &point.overrides {
             command.arg("--set").arg(&o.argument);
