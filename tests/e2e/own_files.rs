@@ -26,8 +26,8 @@ fn data_error(sandbox: &Sandbox, set: &[&str], needles: &[&str]) {
     assert_eq!(after, before, "the user's files are untouched");
     assert_eq!(
         sandbox.files_under("runs/synth"),
-        [".lock", "config.toml", "manifest.json", "run.log"],
-        "no split and no temporary file"
+        [".lock", "manifest.json", "run.log"],
+        "no split, no temporary file, and no config.toml for a run that took no effect"
     );
     let manifest =
         fs::read_to_string(sandbox.path().join("runs/synth/manifest.json")).expect("manifest");

@@ -362,7 +362,7 @@ fn own_files_count_by_content_not_by_where_they_are() {
         assert_eq!(verdict_of(&run, stage), "fresh", "{run:?}");
     }
     assert!(
-        verdict_of(&run, "report").starts_with("ran input config.toml changed"),
+        verdict_of(&run, "report").starts_with("ran resolved_config changed"),
         "{run:?}"
     );
 
@@ -482,4 +482,102 @@ fn a_killed_sweep_takes_its_points_with_it() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// Regression: after a re-run with a new config was interrupted,
+/// `config.toml` described the interrupted attempt while the model was the
+/// previous run's, and `ae stage infer` then ran on that model with no word;
+/// `ae status` said `interrupted last time` of a stage running right then.
+#[test]
+fn a_run_directory_never_contradicts_itself() {
+    let sandbox = Sandbox::synthetic();
+    pipeline(&sandbox, &[]);
+    let config = sandbox.path().join("runs/synth/config.toml");
+    let agreed = fs::read_to_string(&config).expect("config.toml");
+    assert!(agreed.contains("epochs = 2"), "{agreed}");
+
+    let long = ["--set", "train.epochs=100000"];
+    let mut child = spawn_pipeline(&sandbox, &long);
+    let manifest = sandbox.path().join("runs/synth/manifest.json");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let text = fs::read_to_string(&manifest).unwrap_or_default();
+        if text.contains("\"running\"") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "training never started");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // While it trains, status names the process.
+    let status = sandbox.ae(&[&["status"][..], &SMALL, &long].concat(), None);
+    status.assert_ok();
+    let train = verdict_of(&verdicts(&status), "train").to_string();
+    assert!(
+        train.starts_with(&format!("stale running (pid {})", child.id())),
+        "{train}"
+    );
+    child.kill().expect("kill -9");
+    child.wait().expect("reaped");
+
+    // The attempt took no effect: config.toml still describes the model.
+    assert_eq!(fs::read_to_string(&config).expect("config.toml"), agreed);
+    let status = sandbox.ae(&[&["status"][..], &SMALL, &long].concat(), None);
+    assert_eq!(
+        verdict_of(&verdicts(&status), "train"),
+        "stale interrupted last time"
+    );
+    // One stage alone does not run on what an interrupted stage left.
+    sandbox
+        .ae(&[&["stage", "infer"][..], &SMALL, &long].concat(), None)
+        .assert_error(&[
+            "stage `infer` reads what stage `train` wrote, which cannot be trusted: it was interrupted last time",
+            "--allow-stale-inputs",
+        ]);
+    let forced = sandbox.ae(
+        &[
+            &["stage", "infer", "--allow-stale-inputs"][..],
+            &SMALL,
+            &long,
+        ]
+        .concat(),
+        None,
+    );
+    forced.assert_ok();
+    assert!(
+        forced.stderr.contains("--allow-stale-inputs"),
+        "{}",
+        forced.stderr
+    );
+    // Still not a directory the new config describes.
+    assert_eq!(fs::read_to_string(&config).expect("config.toml"), agreed);
+}
+
+/// One stage alone does not run on an output that changed after its stage
+/// wrote it; one that is only stale (its config changed) is named.
+#[test]
+fn a_single_stage_checks_the_outputs_it_reads() {
+    let sandbox = Sandbox::synthetic();
+    pipeline(&sandbox, &[]);
+    let history = sandbox.path().join("runs/synth/train/history.csv");
+    let mut text = fs::read_to_string(&history).expect("history");
+    text.push_str("3,0.1,0.1,0.1\n");
+    fs::write(&history, text).expect("edit");
+    sandbox
+        .ae(&[&["stage", "report"][..], &SMALL].concat(), None)
+        .assert_error(&[
+            "stage `report` reads what stage `train` wrote, which cannot be trusted: it output train/history.csv changed since it was written",
+        ]);
+    pipeline(&sandbox, &[]);
+    let stale = sandbox.ae(
+        &[&["stage", "eval"][..], &SMALL, &["--set", "train.epochs=1"]].concat(),
+        None,
+    );
+    stale.assert_ok();
+    assert!(
+        stale.stderr.contains(
+            "stage `train` is stale (train.epochs 2 → 1): `eval` reads its outputs as they are"
+        ),
+        "{}",
+        stale.stderr
+    );
 }

@@ -22,7 +22,7 @@ pub struct ReportInputs {
     pub history: History,
     /// `eval/roc.csv`, when the test split has ground truth.
     pub roc: Option<RocCurve>,
-    /// The resolved `config.toml`, shown on the page.
+    /// The resolved config the report was made with, shown on the page.
     pub config_text: String,
 }
 
@@ -36,7 +36,6 @@ impl ReportInputs {
             files::SCORES,
             files::METRICS,
             files::HISTORY,
-            files::CONFIG,
         ];
         if ground_truth {
             inputs.push(files::ROC);
@@ -49,8 +48,9 @@ impl ReportInputs {
         self.metrics.score.name().to_string()
     }
 
-    /// Reads every input from `run`, checking that they describe the same images.
-    pub fn read(run: &RunDir, ground_truth: bool) -> Result<Self, ReportError> {
+    /// Reads every input from `run`, checking that they describe the same
+    /// images; `config_text` is the resolved config to show.
+    pub fn read(run: &RunDir, ground_truth: bool, config_text: &str) -> Result<Self, ReportError> {
         let test = ae_store::read_split(&run.path(files::TEST_SPLIT))?;
         let decoded = ae_store::read_images(&run.path(files::DECODED))?;
         let scores = ScoresTable::read(&run.path(files::SCORES))?;
@@ -61,8 +61,6 @@ impl ReportInputs {
         } else {
             None
         };
-        let config_path = run.path(files::CONFIG);
-        let config_text = ae_store::read_bounded_text(&config_path, ae_store::limits::CONFIG)?;
         let n = test.len();
         let disagree = |path: PathBuf, what: String| ReportError::Disagree {
             path,
@@ -100,7 +98,7 @@ impl ReportInputs {
             metrics,
             history,
             roc,
-            config_text,
+            config_text: config_text.to_string(),
         })
     }
 }

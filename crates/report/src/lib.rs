@@ -81,6 +81,8 @@ pub struct StageConfig {
     /// Whether the test split says which images are anomalies (the data
     /// config decides): then the ground-truth figures are drawn too.
     pub ground_truth: bool,
+    /// The whole resolved config, as TOML, shown on the page.
+    pub resolved_config: String,
 }
 
 /// Where the report is.
@@ -126,15 +128,18 @@ impl PipelineStage for ReportStage {
             // Out: it follows from the data config, whose effect on the test
             // split (its `is_outlier` tensor) is in the input's digest.
             ground_truth: _,
+            // In: the page shows it.
+            resolved_config,
         } = cfg;
         json!({
             "report": {"examples": examples, "top_anomalies": top_anomalies, "format": format},
             "name": name,
+            "resolved_config": resolved_config,
         })
     }
 
     fn run(cfg: &StageConfig, _env: &Env, run: &RunDir) -> Result<ReportOutcome, ReportError> {
-        let inputs = ReportInputs::read(run, cfg.ground_truth)?;
+        let inputs = ReportInputs::read(run, cfg.ground_truth, &cfg.resolved_config)?;
         draw_figures(&inputs, &cfg.report, &|stem| {
             run.path(&figure_file(stem, cfg.report.format))
         })?;
@@ -471,6 +476,7 @@ mod tests {
                 },
                 name: "x".into(),
                 ground_truth: false,
+                resolved_config: String::new(),
             };
             let run = RunDir::new(dir.path().join(format.extension()));
             draw_figures(&inputs, &cfg.report, &|stem| {

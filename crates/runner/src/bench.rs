@@ -9,7 +9,7 @@ use ae_train::{Engine, TrainConfig};
 use crate::cli::BenchEngine;
 use crate::experiment::Experiment;
 use crate::output;
-use crate::pipeline::{Mode, run_plan};
+use crate::pipeline::{Mode, Upstream, run_plan};
 use crate::stage::Stage;
 
 /// Trains each engine for `epochs` epochs from the config's initial weights
@@ -17,7 +17,7 @@ use crate::stage::Stage;
 /// caches and allocators) and training images per second.
 pub(crate) fn run(exp: &Experiment, epochs: u32, engines: &[BenchEngine]) -> anyhow::Result<()> {
     if !exp.run.path(files::TRAIN_SPLIT).is_file() || !exp.run.path(files::TEST_SPLIT).is_file() {
-        run_plan(exp, &[(Stage::Data, None)], Mode::Run)?;
+        run_plan(exp, &[(Stage::Data, None)], Mode::Run, Upstream::Planned)?;
     }
     let train = ae_store::read_split(&exp.run.path(files::TRAIN_SPLIT))?;
     let test = ae_store::read_split(&exp.run.path(files::TEST_SPLIT))?;

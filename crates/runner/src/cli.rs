@@ -85,6 +85,10 @@ pub(crate) enum Command {
         /// First run the stale stages before it.
         #[arg(long)]
         with_upstream: bool,
+        /// Run it even on outputs of an earlier stage that was interrupted or
+        /// failed, or that changed since they were written.
+        #[arg(long, conflicts_with = "with_upstream")]
+        allow_stale_inputs: bool,
     },
     /// Say which stages of an experiment are fresh or stale, and why, without running any.
     Status {

@@ -1,6 +1,8 @@
-//! One `ae` at a time in a run directory.
+//! One `ae` at a time in a run directory: the holder of the lock file
+//! writes its process id into it, for `ae status` to name.
 
 use std::fs::{File, OpenOptions, TryLockError};
+use std::io::{Read, Write};
 
 use ae_store::files;
 use anyhow::Context;
@@ -35,5 +37,27 @@ pub(crate) fn lock_run_dir(exp: &Experiment) -> anyhow::Result<File> {
             return Err(e).with_context(|| format!("cannot lock {}", path.display()));
         }
     }
+    let mut holder = &file;
+    holder
+        .set_len(0)
+        .and_then(|()| write!(holder, "{}", std::process::id()))
+        .with_context(|| format!("cannot write to the lock file {}", path.display()))?;
     Ok(file)
+}
+
+/// The process id of another process that holds the run directory's lock
+/// now (0 when it did not say); `None` when none does.
+pub(crate) fn holder(exp: &Experiment) -> Option<u32> {
+    let path = exp.run.path(files::LOCK);
+    ae_store::regular_file(&path).ok()?;
+    let mut file = File::open(&path).ok()?;
+    match file.try_lock_shared() {
+        Ok(()) => None,
+        Err(TryLockError::WouldBlock) => {
+            let mut text = String::new();
+            let _ = (&mut file).take(32).read_to_string(&mut text);
+            Some(text.trim().parse().unwrap_or(0))
+        }
+        Err(TryLockError::Error(_)) => None,
+    }
 }

@@ -24,7 +24,7 @@ use clap::Parser;
 
 use crate::cli::{Cli, Command, RunArgs};
 use crate::experiment::{Experiment, Workspace};
-use crate::pipeline::{Mode, Step};
+use crate::pipeline::{Mode, Step, Upstream};
 use crate::stage::Stage;
 
 fn main() -> ExitCode {
@@ -63,12 +63,13 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
                 })
                 .collect();
             let mode = if *dry_run { Mode::DryRun } else { Mode::Run };
-            run_steps(cli, args, &steps, mode, *verify)
+            run_steps(cli, args, &steps, mode, Upstream::Planned, *verify)
         }
         Command::Stage {
             name,
             args,
             with_upstream,
+            allow_stale_inputs,
         } => {
             let mut steps: Vec<Step> = Vec::new();
             if *with_upstream {
@@ -83,13 +84,19 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
                 *name,
                 Some(format!("requested with `ae stage {}`", name.name())),
             ));
-            run_steps(cli, args, &steps, Mode::Run, false)
+            let upstream = match with_upstream {
+                true => Upstream::Planned,
+                false => Upstream::Checked {
+                    allow_stale: *allow_stale_inputs,
+                },
+            };
+            run_steps(cli, args, &steps, Mode::Run, upstream, false)
         }
         Command::Status { args, verify } => {
             let mut exp = Experiment::open(&args.config, &args.overrides, &workspace(cli))?;
             exp.verify = *verify;
             let steps: Vec<Step> = Stage::ALL.into_iter().map(|s| (s, None)).collect();
-            pipeline::run_plan(&exp, &steps, Mode::Status)
+            pipeline::run_plan(&exp, &steps, Mode::Status, Upstream::Planned)
         }
         Command::Bench {
             args,
@@ -167,11 +174,12 @@ fn run_steps(
     args: &RunArgs,
     steps: &[Step],
     mode: Mode,
+    upstream: Upstream,
     verify: bool,
 ) -> anyhow::Result<()> {
     let mut exp = open(cli, args)?;
     exp.verify = verify;
-    pipeline::run_plan(&exp, steps, mode)?;
+    pipeline::run_plan(&exp, steps, mode, upstream)?;
     if mode == Mode::Run {
         output::line(format_args!("run directory: {}", exp.run.root().display()));
     }

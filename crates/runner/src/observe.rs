@@ -23,12 +23,14 @@ pub(crate) struct Assessment {
 }
 
 /// Whether `stage` of `exp` must run, judged against `manifest`; `forced`
-/// names a reason that overrides the check.
+/// names a reason that overrides the check, and `holder` the process that
+/// holds the run directory now, if another does.
 pub(crate) fn assess(
     stage: Stage,
     exp: &Experiment,
     manifest: &Manifest,
     forced: Option<&str>,
+    holder: Option<u32>,
 ) -> anyhow::Result<Assessment> {
     let bound = exp.stage(stage);
     let params = bound.params();
@@ -40,6 +42,7 @@ pub(crate) fn assess(
         params: &params,
         inputs: inputs.as_deref(),
         outputs: &outputs,
+        holder,
     };
     Ok(Assessment {
         decision: staleness::decide(record, &now, forced),

@@ -10,7 +10,7 @@ use anyhow::Context;
 use serde_json::Value;
 
 use crate::experiment::Experiment;
-use crate::lock::lock_run_dir;
+use crate::lock::{self, lock_run_dir};
 use crate::observe;
 use crate::output;
 use crate::stage::{BoundStage, Stage};
@@ -30,17 +30,46 @@ pub(crate) enum Mode {
 /// A stage to consider, and the reason to run it whatever its state.
 pub(crate) type Step = (Stage, Option<String>);
 
+/// How far a plan trusts the outputs of stages it does not run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Upstream {
+    /// The plan runs every stage before the ones it asks for, when stale
+    /// (`ae pipeline`, `ae stage --with-upstream`).
+    Planned,
+    /// The plan runs one stage alone (`ae stage`): the stages whose outputs
+    /// it reads are checked first. One that was interrupted or failed, or
+    /// whose outputs changed since it wrote them, stops the plan unless
+    /// `allow_stale` (`--allow-stale-inputs`); one that is only stale (its
+    /// config changed) is named in a warning.
+    Checked {
+        /// Run on outputs that cannot be trusted anyway.
+        allow_stale: bool,
+    },
+}
+
 /// Considers `steps` in order: each runs when forced or stale, and is
 /// recorded in the manifest; one line per stage says `fresh` or `ran` and
-/// why. Stops at the first failure, which is recorded too.
-pub(crate) fn run_plan(exp: &Experiment, steps: &[Step], mode: Mode) -> anyhow::Result<()> {
+/// why. Stops at the first failure, which is recorded too. When the plan
+/// ends with every stage that ever ran here fresh, `config.toml` is
+/// written: it describes the run directory only when the directory agrees
+/// with it (an interrupted or failed run leaves the last agreeing one).
+pub(crate) fn run_plan(
+    exp: &Experiment,
+    steps: &[Step],
+    mode: Mode,
+    upstream: Upstream,
+) -> anyhow::Result<()> {
     let _lock = match mode {
         Mode::Run => Some(lock_run_dir(exp)?),
         Mode::DryRun | Mode::Status => None,
     };
+    // Another process's lock: a stage it records as running is running.
+    let holder = match mode {
+        Mode::Run => None,
+        Mode::DryRun | Mode::Status => lock::holder(exp),
+    };
     if mode == Mode::Run {
         remove_leftovers(exp);
-        exp.write_resolved_config()?;
     }
     let manifest_path = exp.run.path(files::MANIFEST);
     let mut manifest = Manifest::load(&manifest_path)?;
@@ -53,7 +82,7 @@ pub(crate) fn run_plan(exp: &Experiment, steps: &[Step], mode: Mode) -> anyhow::
             decision,
             params,
             inputs,
-        } = observe::assess(stage, exp, &manifest, forced.as_deref())?;
+        } = observe::assess(stage, exp, &manifest, forced.as_deref(), holder)?;
         let reason = match decision {
             Decision::Fresh => {
                 let note = match (mode, upstream_pending) {
@@ -80,6 +109,9 @@ pub(crate) fn run_plan(exp: &Experiment, steps: &[Step], mode: Mode) -> anyhow::
         }
         // A stage whose inputs are missing has not failed: it cannot start.
         check_inputs(bound, exp)?;
+        if let Upstream::Checked { allow_stale } = upstream {
+            check_upstream(bound, exp, &manifest, allow_stale)?;
+        }
         // Recorded as running first: if this process dies, the next run
         // knows the outputs are not to be trusted.
         let mut record = StageRecord {
@@ -136,6 +168,76 @@ pub(crate) fn run_plan(exp: &Experiment, steps: &[Step], mode: Mode) -> anyhow::
                 tracing::info!("finished in {:.2} s", record.seconds);
                 say(stage, "ran", &format!("{reason} ({:.1} s)", record.seconds));
             }
+        }
+    }
+    if mode == Mode::Run && agrees_with_config(exp, &manifest)? {
+        exp.write_resolved_config()?;
+    }
+    Ok(())
+}
+
+/// Whether every stage that has run in the run directory is fresh under
+/// `exp`'s config (stages that never ran contradict nothing).
+fn agrees_with_config(exp: &Experiment, manifest: &Manifest) -> anyhow::Result<bool> {
+    for stage in Stage::ALL {
+        if manifest.stages.contains_key(stage.name())
+            && observe::assess(stage, exp, manifest, None, None)?.decision != Decision::Fresh
+        {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// Stops a stage that runs alone (`ae stage`) when a stage before it (whose
+/// outputs reach it, directly or through the stages between) was
+/// interrupted or failed, or its outputs changed since it wrote them,
+/// unless `allow_stale`; warns when such a stage is only stale.
+fn check_upstream(
+    bound: &dyn BoundStage,
+    exp: &Experiment,
+    manifest: &Manifest,
+    allow_stale: bool,
+) -> anyhow::Result<()> {
+    let name = bound.stage().name();
+    let upstream = Stage::ALL
+        .into_iter()
+        .take_while(|&stage| stage != bound.stage());
+    for producer in upstream {
+        let Some(record) = manifest.stages.get(producer.name()) else {
+            continue;
+        };
+        let untrusted = match record.status {
+            StageStatus::Running => Some("was interrupted last time".to_string()),
+            StageStatus::Failed => Some("failed last time".to_string()),
+            StageStatus::Ok => {
+                let outputs = observe::outputs(exp.stage(producer), exp, Some(record))?;
+                staleness::changed_outputs(record, &outputs)
+            }
+        };
+        if let Some(why) = untrusted {
+            if !allow_stale {
+                anyhow::bail!(
+                    "stage `{name}` reads what stage `{}` wrote, which cannot be trusted: it {why}. Run `ae stage {} {}` or `ae pipeline {}` first, or pass --allow-stale-inputs to run `{name}` on it anyway",
+                    producer.name(),
+                    producer.name(),
+                    exp.config_path.display(),
+                    exp.config_path.display()
+                );
+            }
+            tracing::warn!(
+                "`{name}` reads what `{}` wrote, which {why} (--allow-stale-inputs)",
+                producer.name()
+            );
+            continue;
+        }
+        if let Decision::Run(reason) =
+            observe::assess(producer, exp, manifest, None, None)?.decision
+        {
+            tracing::warn!(
+                "stage `{}` is stale ({reason}): `{name}` reads its outputs as they are",
+                producer.name()
+            );
         }
     }
     Ok(())

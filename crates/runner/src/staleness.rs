@@ -42,6 +42,9 @@ pub(crate) struct Now<'a> {
     /// Each output it declares, with the digest of what is on disk (`None`:
     /// missing).
     pub(crate) outputs: &'a [(String, Option<String>)],
+    /// The process that holds the run directory's lock, when another does:
+    /// a stage it records as running is running now, not interrupted.
+    pub(crate) holder: Option<u32>,
 }
 
 /// Decides whether a stage with `record` (none: never ran) must run, given
@@ -58,10 +61,11 @@ pub(crate) fn decide(
     let Some(record) = record else {
         return Decision::Run("never ran".into());
     };
-    match record.status {
-        StageStatus::Running => return Decision::Run("interrupted last time".into()),
-        StageStatus::Failed => return Decision::Run("failed last time".into()),
-        StageStatus::Ok => {}
+    match (record.status, now.holder) {
+        (StageStatus::Running, Some(pid)) => return Decision::Run(format!("running (pid {pid})")),
+        (StageStatus::Running, None) => return Decision::Run("interrupted last time".into()),
+        (StageStatus::Failed, _) => return Decision::Run("failed last time".into()),
+        (StageStatus::Ok, _) => {}
     }
     if record.version != now.version {
         return Decision::Run(format!("{} → {}", record.version, now.version));
@@ -75,17 +79,29 @@ pub(crate) fn decide(
     if let Some(reason) = changed_inputs(&record.inputs, inputs) {
         return Decision::Run(reason);
     }
-    for (name, digest) in now.outputs {
+    match changed_outputs(record, now.outputs) {
+        Some(reason) => Decision::Run(reason),
+        None => Decision::Fresh,
+    }
+}
+
+/// The first output of `record` that is missing, or whose digest on disk
+/// (in `outputs`) is not the one recorded: why another stage cannot trust it.
+pub(crate) fn changed_outputs(
+    record: &StageRecord,
+    outputs: &[(String, Option<String>)],
+) -> Option<String> {
+    for (name, digest) in outputs {
         let recorded = record.outputs.iter().find(|o| o.path == *name);
         match (recorded, digest) {
-            (None, _) | (_, None) => return Decision::Run(format!("output {name} missing")),
+            (None, _) | (_, None) => return Some(format!("output {name} missing")),
             (Some(recorded), Some(digest)) if recorded.sha256 != *digest => {
-                return Decision::Run(format!("output {name} changed since it was written"));
+                return Some(format!("output {name} changed since it was written"));
             }
             _ => {}
         }
     }
-    Decision::Fresh
+    None
 }
 
 /// The first difference between the recorded inputs and the current ones,
@@ -155,8 +171,13 @@ pub(crate) fn describe_changes(old: &Value, new: &Value) -> String {
         .into_iter()
         .filter(|k| old_keys.get(*k) != new_keys.get(*k))
         .map(|k| {
+            let (old, new) = (old_keys.get(k), new_keys.get(k));
+            let long = |v: Option<&String>| v.is_some_and(|v| v.len() > 40 || v.contains('\n'));
+            if long(old) || long(new) {
+                return format!("{k} changed");
+            }
             let show = |v: Option<&String>| v.cloned().unwrap_or_else(|| "unset".into());
-            format!("{k} {} → {}", show(old_keys.get(k)), show(new_keys.get(k)))
+            format!("{k} {} → {}", show(old), show(new))
         })
         .collect();
     match changes.len() {

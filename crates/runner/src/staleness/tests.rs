@@ -32,6 +32,7 @@ struct World {
     inputs: Option<Vec<FileRecord>>,
     outputs: Vec<(String, Option<String>)>,
     forced: Option<String>,
+    holder: Option<u32>,
 }
 
 fn world() -> World {
@@ -65,6 +66,7 @@ fn world() -> World {
             .map(|o| (o.path, Some(o.sha256)))
             .collect(),
         forced: None,
+        holder: None,
     }
 }
 
@@ -79,6 +81,7 @@ fn check(edit: impl FnOnce(&mut World), expected: &str) {
         params: &w.params,
         inputs: w.inputs.as_deref(),
         outputs: &w.outputs,
+        holder: w.holder,
     };
     let decision = decide(w.record.as_ref(), &now, w.forced.as_deref());
     let shown = match decision {
@@ -112,6 +115,14 @@ fn a_stage_that_never_finished_runs() {
     check(
         |w| record(w).status = StageStatus::Failed,
         "failed last time",
+    );
+    // While another process holds the run directory, running means running.
+    check(
+        |w| {
+            record(w).status = StageStatus::Running;
+            w.holder = Some(4242);
+        },
+        "running (pid 4242)",
     );
 }
 
@@ -200,6 +211,13 @@ fn describes_changed_added_and_removed_keys() {
         describe_changes(&old, &new),
         "eval.q unset → 95.0, seed 0 → 3, train.engine fused → dfdx and 1 more"
     );
+}
+
+#[test]
+fn long_or_multi_line_values_are_only_said_to_change() {
+    let old = json!({"resolved_config": "name = \"a\"\nseed = 0\n", "name": "a"});
+    let new = json!({"resolved_config": "name = \"a\"\nseed = 1\n", "name": "a"});
+    assert_eq!(describe_changes(&old, &new), "resolved_config changed");
 }
 
 #[test]

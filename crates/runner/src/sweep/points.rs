@@ -40,7 +40,7 @@ pub(crate) fn finished(
     let manifest = Manifest::load(&manifest_path)?;
     let exp = experiment(point, sweep, workspace);
     for stage in RESULT_STAGES {
-        if observe::assess(stage, &exp, &manifest, None)?.decision != Decision::Fresh {
+        if observe::assess(stage, &exp, &manifest, None, None)?.decision != Decision::Fresh {
             return Ok(false);
         }
     }
