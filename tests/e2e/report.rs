@@ -271,3 +271,36 @@ fn the_mae_score_runs_through_eval_and_report() {
     let page = fs::read_to_string(root.join("report/index.html")).expect("page");
     assert!(page.contains("Test MAE"), "the report names the score");
 }
+
+/// Regression: a threshold of 1e308 printed as 309 digits.
+#[test]
+fn an_extreme_threshold_prints_readably_and_still_draws() {
+    let sandbox = Sandbox::synthetic();
+    for value in ["1e308", "1.7e308"] {
+        let run = sandbox.ae(
+            &[
+                "pipeline",
+                SYNTH,
+                "--set",
+                "eval.rule=value",
+                "--set",
+                &format!("eval.value={value}"),
+            ],
+            None,
+        );
+        run.assert_ok();
+        let found = run
+            .stdout
+            .lines()
+            .find(|l| l.starts_with("Found "))
+            .expect("a Found line");
+        assert!(found.contains("e308 = a fixed value"), "{found}");
+        assert!(found.len() < 200, "{found}");
+        let page =
+            fs::read_to_string(sandbox.path().join("runs/synth/report/index.html")).expect("page");
+        assert!(
+            page.contains("e308 (value"),
+            "the page says it readably too"
+        );
+    }
+}

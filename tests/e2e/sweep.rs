@@ -287,3 +287,67 @@ data.test.labels = ["data/own/t10k-labels-idx1-ubyte.gz", "data/own/missing.gz"]
         .map(String::from)
     );
 }
+
+/// A grid beyond 10,000 points needs `--allow-large`, and expanding one
+/// stays fast.
+#[test]
+fn a_large_grid_needs_allow_large_and_expands_fast() {
+    let sandbox = Sandbox::synthetic();
+    let seeds: Vec<String> = (0..20_000).map(|s| s.to_string()).collect();
+    sandbox.write(
+        "sweeps/large.toml",
+        &format!(
+            "name = \"large\"\nbase = \"../configs/synth.toml\"\n[grid]\nseed = [{}]\n",
+            seeds.join(", ")
+        ),
+    );
+    sandbox
+        .ae(&["sweep", "sweeps/large.toml", "--dry-run"], None)
+        .assert_error(&[
+            "sweeps/large.toml: the grid has 20000 points, more than 10000; pass --allow-large",
+        ]);
+    let clock = std::time::Instant::now();
+    let listed = sandbox.ae(
+        &["sweep", "sweeps/large.toml", "--dry-run", "--allow-large"],
+        None,
+    );
+    listed.assert_ok();
+    assert_eq!(listed.stdout.matches(" to run").count(), 20_000);
+    assert!(
+        clock.elapsed() < std::time::Duration::from_secs(30),
+        "{:?} to list 20000 points",
+        clock.elapsed()
+    );
+}
+
+/// A point's folder name that no file system takes, and two values that
+/// would share a folder, are refused before anything runs.
+#[test]
+fn point_folders_are_checked_before_anything_runs() {
+    let sandbox = Sandbox::synthetic();
+    let long = "x".repeat(300);
+    sandbox.write(
+        "sweeps/long.toml",
+        &format!(
+            "name = \"long\"\nbase = \"../configs/synth.toml\"\n[grid]\ndata.train.images = [\"{long}\", \"short\"]\n"
+        ),
+    );
+    sandbox
+        .ae(&["sweep", "sweeps/long.toml"], None)
+        .assert_error(&["1 of 2 points are invalid"]);
+    let run = sandbox.ae(&["sweep", "sweeps/long.toml"], None);
+    assert!(
+        run.stderr
+            .contains("its folder name would be 307 bytes, more than 255: shorten the values of `data.train.images`"),
+        "{}",
+        run.stderr
+    );
+    sandbox.write(
+        "sweeps/clash.toml",
+        "name = \"clash\"\nbase = \"../configs/synth.toml\"\n[grid]\ndata.train.images = [\"a/b.gz\", \"a_b.gz\"]\n",
+    );
+    sandbox.ae(&["sweep", "sweeps/clash.toml"], None).assert_error(&[
+        "grid key `data.train.images` has the values \"a/b.gz\" and \"a_b.gz\", which give one folder name, `images=a_b.gz`",
+    ]);
+    assert!(!sandbox.path().join("runs").exists(), "nothing was created");
+}

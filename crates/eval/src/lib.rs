@@ -39,6 +39,22 @@ pub enum EvalError {
     /// The scores table could not be written.
     #[error(transparent)]
     Table(#[from] TableError),
+    /// Some scores are NaN or infinite: the reconstructions (or the images)
+    /// hold values that are not finite numbers.
+    #[error(
+        "{count} of {images} images scored against {} are not finite numbers (the first: image {first}); the model's weights are probably NaN or infinite: rerun the train stage",
+        path.display()
+    )]
+    NonFinite {
+        /// The reconstructions file.
+        path: PathBuf,
+        /// How many images.
+        count: usize,
+        /// Of how many.
+        images: usize,
+        /// The index of the first.
+        first: usize,
+    },
     /// The reconstructions do not match the split.
     #[error(
         "{} holds {reconstructions} images but {} holds {originals}; rerun the infer stage",
@@ -213,5 +229,15 @@ fn score_split(
             reconstructions: decoded.len() / ae_store::IMAGE_PIXELS,
         });
     }
-    Ok(scores::per_image(score, images, &decoded))
+    let scores = scores::per_image(score, images, &decoded);
+    let mut bad = scores.iter().enumerate().filter(|(_, s)| !s.is_finite());
+    if let Some((first, _)) = bad.next() {
+        return Err(EvalError::NonFinite {
+            path: decoded_path,
+            count: 1 + bad.count(),
+            images: scores.len(),
+            first,
+        });
+    }
+    Ok(scores)
 }

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeSet;
 
-use ae_store::{LabelCounts, Metrics, Summary, TOP_INDICES, ThresholdRule};
+use ae_store::{LabelCounts, Metrics, Summary, TOP_INDICES, ThresholdRule, readable};
 
 use crate::EvalConfig;
 use crate::scores::summarize;
@@ -76,12 +76,12 @@ pub fn found_line(m: &Metrics) -> String {
         ThresholdRule::Value => "a fixed value".to_string(),
     };
     format!(
-        "Found {} anomalies! ({} of {} test images, {:.2} %; threshold {:.6} = {rule} of the {} split)",
+        "Found {} anomalies! ({} of {} test images, {:.2} %; threshold {} = {rule} of the {} split)",
         m.anomalies,
         m.anomalies,
         m.images,
         100.0 * m.anomaly_rate,
-        m.threshold,
+        readable(m.threshold, 6),
         m.source.split_name()
     )
 }
@@ -92,7 +92,7 @@ pub fn detection_line(m: &Metrics) -> Option<String> {
     let d = m.detection.as_ref()?;
     let at = &d.at_threshold;
     Some(format!(
-        "AUROC {:.4}, average precision {:.4} ({} true anomalies of {}); at the threshold: precision {:.3}, recall {:.3}, F1 {:.3} (best F1 {:.3} at {:.6})",
+        "AUROC {:.4}, average precision {:.4} ({} true anomalies of {}); at the threshold: precision {:.3}, recall {:.3}, F1 {:.3} (best F1 {:.3} at {})",
         d.auroc,
         d.average_precision,
         d.true_anomalies,
@@ -101,7 +101,7 @@ pub fn detection_line(m: &Metrics) -> Option<String> {
         at.recall,
         at.f1,
         d.best_f1.f1,
-        d.best_f1.threshold
+        readable(d.best_f1.threshold, 6)
     ))
 }
 

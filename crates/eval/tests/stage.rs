@@ -241,3 +241,31 @@ fn the_mae_score_names_its_column_and_sets_the_threshold() {
         assert!((got - e).abs() < 1e-6, "{got} vs {e}");
     }
 }
+
+/// Regression: NaN reconstructions gave `Found 0 anomalies! … threshold NaN`
+/// and exit 0.
+#[test]
+fn scores_that_are_not_finite_stop_eval_with_the_count_and_first_index() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let run = RunDir::new(dir.path());
+    write_split_and_reconstructions(
+        &run,
+        files::TEST_SPLIT,
+        files::DECODED,
+        &[0.1, 0.2, 0.3, 0.4],
+        &[0; 4],
+        None,
+    );
+    let mut recon = vec![0.5f32; 4 * IMAGE_PIXELS];
+    recon[2 * IMAGE_PIXELS + 7] = f32::NAN;
+    recon[3 * IMAGE_PIXELS] = f32::INFINITY;
+    write_images(&run.path(files::DECODED), &recon).expect("decoded");
+    let err = eval(EvalConfig::default(), &run)
+        .expect_err("not finite")
+        .to_string();
+    assert!(
+        err.contains("2 of 4 images") && err.contains("(the first: image 2)"),
+        "{err}"
+    );
+    assert!(!run.path(files::METRICS).exists(), "nothing written");
+}

@@ -152,7 +152,7 @@ pub(crate) fn draw_threshold<'a, DB: DrawingBackend + 'a>(
             [(threshold, 0.0), (threshold, top)],
             THRESHOLD_COLOR.stroke_width(3),
         ))?
-        .label(format!("threshold {threshold:.4}"))
+        .label(format!("threshold {}", ae_store::readable(threshold, 4)))
         .legend(|(x, y)| PathElement::new([(x, y), (x + 24, y)], THRESHOLD_COLOR.stroke_width(3)));
     Ok(())
 }

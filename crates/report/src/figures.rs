@@ -309,11 +309,14 @@ impl Figure for AnomalyRateByLabel<'_> {
         let outlier_classes = self.per_label.iter().any(|l| l.label >= 10);
         let caption = if outlier_classes {
             format!(
-                "Anomalies by label (threshold {:.4}; 10–19: the outlier dataset's classes)",
-                self.threshold
+                "Anomalies by label (threshold {}; 10–19: the outlier dataset's classes)",
+                ae_store::readable(self.threshold, 4)
             )
         } else {
-            format!("Anomaly rate by label (threshold {:.4})", self.threshold)
+            format!(
+                "Anomaly rate by label (threshold {})",
+                ae_store::readable(self.threshold, 4)
+            )
         };
         let mut chart = ChartBuilder::on(root)
             .caption(caption, (FONT, 22))

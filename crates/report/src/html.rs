@@ -45,8 +45,8 @@ pub(crate) fn page(inputs: &ReportInputs, run_name: &str, extension: &str) -> St
     row(
         "Threshold",
         format!(
-            "{:.6} ({} with {} on the {} split)",
-            m.threshold,
+            "{} ({} with {} on the {} split)",
+            ae_store::readable(m.threshold, 6),
             m.rule.name(),
             m.parameter,
             m.source.name()
@@ -97,8 +97,9 @@ pub(crate) fn page(inputs: &ReportInputs, run_name: &str, extension: &str) -> St
         row(
             "Best F1 (chosen on the test labels)",
             format!(
-                "{:.3} at threshold {:.6}",
-                d.best_f1.f1, d.best_f1.threshold
+                "{:.3} at threshold {}",
+                d.best_f1.f1,
+                ae_store::readable(d.best_f1.threshold, 6)
             ),
         );
     }

@@ -177,6 +177,10 @@ pub(crate) struct SweepArgs {
     /// Run nothing: merge the points that have finished into the summary.
     #[arg(long, conflicts_with = "dry_run")]
     pub collect: bool,
+
+    /// Accept a grid of more than 10000 points.
+    #[arg(long)]
+    pub allow_large: bool,
 }
 
 /// `--shard I/N`: the points whose 0-based index is I-1 modulo N.

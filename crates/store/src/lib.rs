@@ -37,6 +37,7 @@ mod history;
 mod layout;
 mod manifest;
 mod metrics;
+mod number;
 mod problem;
 mod read;
 mod roc;
@@ -55,6 +56,7 @@ pub use metrics::{
     Confusion, Detection, LabelCounts, Metrics, Score, Summary, TOP_INDICES, ThresholdRule,
     ThresholdSource,
 };
+pub use number::readable;
 pub use problem::Problem;
 pub use read::{limits, read_bounded, read_bounded_text, regular_file};
 pub use roc::{OperatingPoint, RocCurve};

@@ -138,7 +138,7 @@ pub(super) const COLUMNS: &[ResultColumn] = &[
         kind: Kind::Number,
         truth: false,
         value: |r| Some(r.threshold),
-        markdown: Some(("threshold", |r| format!("{:.6}", r.threshold))),
+        markdown: Some(("threshold", |r| ae_store::readable(r.threshold, 6))),
         over_seeds: Some(("threshold", 6)),
     },
     ResultColumn {

@@ -31,8 +31,10 @@ pub(crate) struct ExperimentConfig {
     pub schema: u32,
     /// Names the run directory, `runs/<name>/`.
     pub name: String,
-    /// Seeds initialisation, shuffling and anything else random.
-    #[serde(default)]
+    /// Seeds initialisation, shuffling and anything else random: any u64.
+    /// TOML integers stop at 2^63 − 1, so a larger seed is written as a
+    /// string of digits (`seed = "18446744073709551615"`).
+    #[serde(default, with = "seed_text")]
     pub seed: u64,
     /// `[data]`.
     #[serde(default)]
@@ -115,6 +117,11 @@ impl ExperimentConfig {
 
     /// Loads `path`, applies `overrides` in order and validates the result.
     pub(crate) fn load(path: &Path, overrides: &[Override]) -> Result<Self, ConfigError> {
+        Self::read(path)?.resolve(path, overrides)
+    }
+
+    /// Reads and parses `path` (keys and types checked, values not yet).
+    pub(crate) fn read(path: &Path) -> Result<Self, ConfigError> {
         let text = ae_store::read_bounded_text(path, ae_store::limits::CONFIG).map_err(|e| {
             let path = path.to_path_buf();
             match e {
@@ -122,14 +129,21 @@ impl ExperimentConfig {
                 source => ConfigError::Unusable { path, source },
             }
         })?;
-        let mut cfg = Self::from_toml(&text).map_err(|(location, message)| ConfigError::File {
+        Self::from_toml(&text).map_err(|(location, message)| ConfigError::File {
             path: path.to_path_buf(),
             location,
             message,
-        })?;
-        if !overrides.is_empty() {
-            cfg = cfg.with_overrides(overrides)?;
-        }
+        })
+    }
+
+    /// This config, read from `path`, with `overrides` applied in order and
+    /// every value validated.
+    pub(crate) fn resolve(&self, path: &Path, overrides: &[Override]) -> Result<Self, ConfigError> {
+        let cfg = if overrides.is_empty() {
+            self.clone()
+        } else {
+            self.with_overrides(overrides)?
+        };
         let problems = cfg.validate();
         if problems.is_empty() {
             Ok(cfg)
@@ -202,20 +216,67 @@ impl ExperimentConfig {
     }
 }
 
-/// What [`is_folder_name`] accepts, as an error message says it.
-pub(crate) const FOLDER_NAME_RULE: &str =
-    "must be a folder name of letters, digits, '.', '_', '-', '=', ',' and '+'";
+/// `seed` as TOML can hold every u64: an integer up to 2^63 − 1, a string
+/// of digits above.
+mod seed_text {
+    use serde::{Deserializer, Serializer, de};
 
-/// Whether `name` is a plain folder name: letters, digits, `.`, `_`, `-`,
+    pub(super) fn serialize<S: Serializer>(seed: &u64, serializer: S) -> Result<S::Ok, S::Error> {
+        match i64::try_from(*seed) {
+            Ok(small) => serializer.serialize_i64(small),
+            Err(_) => serializer.serialize_str(&seed.to_string()),
+        }
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u64, D::Error> {
+        deserializer.deserialize_any(SeedVisitor)
+    }
+
+    struct SeedVisitor;
+
+    const EXPECTED: &str = "a whole number from 0 to 18446744073709551615";
+
+    impl de::Visitor<'_> for SeedVisitor {
+        type Value = u64;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str(EXPECTED)
+        }
+
+        fn visit_u64<E: de::Error>(self, seed: u64) -> Result<u64, E> {
+            Ok(seed)
+        }
+
+        fn visit_i64<E: de::Error>(self, seed: i64) -> Result<u64, E> {
+            u64::try_from(seed)
+                .map_err(|_| E::custom(format!("{seed} is not a seed: use {EXPECTED}")))
+        }
+
+        fn visit_str<E: de::Error>(self, text: &str) -> Result<u64, E> {
+            text.trim()
+                .parse()
+                .map_err(|_| E::custom(format!("{text:?} is not a seed: use {EXPECTED}")))
+        }
+    }
+}
+
+/// What [`is_folder_name`] accepts, as an error message says it.
+pub(crate) const FOLDER_NAME_RULE: &str = "must be a folder name of at most 255 letters, digits, '.', '_', '-', '=', ',' and '+', not starting with '.' (runs/.cache is the stage cache)";
+
+/// Whether `name` is a plain folder name, not hidden (so no run lives in
+/// the cache, `runs/.cache`) and not too long: letters, digits, `.`, `_`, `-`,
 /// and the `=`, `,`, `+` of sweep point names (`latent=16,seed=0`).
 pub(crate) fn is_folder_name(name: &str) -> bool {
     !name.is_empty()
-        && name != "."
-        && name != ".."
+        && !name.starts_with('.')
+        && name.len() <= MAX_FOLDER_NAME
         && name
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || "._-=,+".contains(c))
 }
+
+/// The longest folder name file systems allow (bytes; ext4, XFS, APFS, NTFS).
+pub(crate) const MAX_FOLDER_NAME: usize = 255;
 
 /// A deserialization message with the dotted key it concerns in front.
 fn describe(path: &serde_path_to_error::Path, message: &str) -> String {

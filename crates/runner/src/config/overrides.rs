@@ -2,6 +2,8 @@
 
 use std::str::FromStr;
 
+use serde::Deserialize;
+
 use super::{ConfigError, ExperimentConfig};
 
 /// One `--set key=value` argument.
@@ -45,13 +47,21 @@ fn parse_value(raw: &str) -> toml::Value {
     parsed.unwrap_or_else(|| toml::Value::String(raw.to_string()))
 }
 
-/// Applies `overrides` in order to `cfg`, deserializing after each one, so
-/// an overridden value is typed and checked exactly like the file's and an
-/// error names the argument that caused it.
+/// Applies `overrides` in order to `cfg`, so an overridden value is typed
+/// and checked exactly like the file's and an error names the argument that
+/// caused it. All are applied at once (a sweep builds thousands of points);
+/// only when that fails are they applied one by one, to find which failed.
 pub(super) fn apply(
     cfg: &ExperimentConfig,
     overrides: &[Override],
 ) -> Result<ExperimentConfig, ConfigError> {
+    let mut table = toml::Table::try_from(cfg).expect("the config types always serialize to TOML");
+    for o in overrides {
+        set(&mut table, o)?;
+    }
+    if let Ok(cfg) = ExperimentConfig::deserialize(toml::Value::Table(table)) {
+        return Ok(cfg);
+    }
     let mut cfg = cfg.clone();
     for o in overrides {
         let mut table =

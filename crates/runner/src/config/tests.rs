@@ -268,3 +268,39 @@ fn run_names_must_be_safe_folder_names() {
         assert!(err.contains("name = "), "{bad:?}: {err}");
     }
 }
+
+#[test]
+fn hidden_and_overlong_names_are_refused() {
+    // `.cache` would put the run inside the stage cache, which is always
+    // safe to delete.
+    for bad in [".cache".to_string(), ".x".to_string(), "a".repeat(256)] {
+        let err = load_with(DEFAULT, &[&format!("name={bad:?}")])
+            .expect_err("bad name")
+            .to_string();
+        assert!(err.contains("not starting with '.'"), "{bad:?}: {err}");
+    }
+    assert!(load_with(DEFAULT, &[&format!("name={:?}", "a".repeat(255))]).is_ok());
+}
+
+/// Regression: seeds above 2^63 − 1 were refused as `invalid type: string`.
+#[test]
+fn every_u64_is_a_seed() {
+    let cfg = load_with(DEFAULT, &["seed=18446744073709551615"]).expect("the largest seed");
+    assert_eq!(cfg.seed, u64::MAX);
+    // The resolved config holds it as text, and reads back as it was.
+    let again = parse(&cfg.to_toml()).expect("round trip");
+    assert_eq!(again.seed, u64::MAX);
+    let in_file = parse("schema = 1\nname = \"x\"\nseed = \"9223372036854775808\"\n")
+        .expect("a string of digits");
+    assert_eq!(in_file.seed, 1 << 63);
+    assert_eq!(
+        parse("schema = 1\nname = \"x\"\nseed = 7\n")
+            .expect("small")
+            .seed,
+        7
+    );
+    let (_, message) = parse("schema = 1\nname = \"x\"\nseed = \"-1\"\n").expect_err("negative");
+    assert!(message.contains("\"-1\" is not a seed"), "{message}");
+    let (_, message) = parse("schema = 1\nname = \"x\"\nseed = -1\n").expect_err("negative");
+    assert!(message.contains("seed: -1 is not a seed"), "{message}");
+}

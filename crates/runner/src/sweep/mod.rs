@@ -22,7 +22,7 @@ use spec::{Point, Sweep};
 
 /// Runs `ae sweep`.
 pub(crate) fn command(cli: &Cli, workspace: &Workspace, args: &SweepArgs) -> anyhow::Result<()> {
-    let sweep = Sweep::load(&args.file, &args.overrides)?;
+    let sweep = Sweep::load(&args.file, &args.overrides, args.allow_large)?;
     let dir = workspace.runs_dir.join(&sweep.name);
     if dir.join(ae_store::files::MANIFEST).is_file() {
         bail!(

@@ -21,7 +21,7 @@ use serde::Deserialize;
 
 use ae_report::sweep::Metric;
 
-use crate::config::{ConfigError, ExperimentConfig, Override};
+use crate::config::{ConfigError, ExperimentConfig, MAX_FOLDER_NAME, Override};
 
 /// What a sweep file holds, as written.
 #[derive(Debug, Deserialize)]
@@ -83,7 +83,7 @@ pub(super) struct Sweep {
 impl Sweep {
     /// Reads `file`, builds the grid with `extra` overrides applied at every
     /// point, and validates every point's config; all problems at once.
-    pub(super) fn load(file: &Path, extra: &[Override]) -> anyhow::Result<Self> {
+    pub(super) fn load(file: &Path, extra: &[Override], allow_large: bool) -> anyhow::Result<Self> {
         let text = ae_store::read_bounded_text(file, ae_store::limits::CONFIG)
             .with_context(|| format!("cannot read the sweep file {}", file.display()))?;
         let spec: SweepFile = serde_path_to_error::deserialize(
@@ -165,11 +165,36 @@ impl Sweep {
             }
         }
         label_axes(&mut axes);
+        let count = grid_size(&axes);
+        if count.is_none_or(|n| n > MAX_POINTS) && !allow_large {
+            bail!(
+                "{}: the grid has {} points, more than {MAX_POINTS}; pass --allow-large to run it anyway",
+                file.display(),
+                count.map_or("too many".to_string(), |n| n.to_string())
+            );
+        }
+        distinct_labels(&axes).with_context(|| file.display().to_string())?;
+        let base_config = ExperimentConfig::read(&base)
+            .with_context(|| format!("the base config of sweep file {}", file.display()))?;
 
         let mut points = Vec::new();
         let mut problems = Vec::new();
         for (position, values) in cartesian(&axes).into_iter().enumerate() {
             let name = point_name(&axes, &values);
+            if name.len() > MAX_FOLDER_NAME {
+                let longest = axes
+                    .iter()
+                    .zip(&values)
+                    .max_by_key(|(_, value)| value_label(value).len())
+                    .map_or("", |(axis, _)| axis.key.as_str());
+                problems.push(format!(
+                    "point {} ({}…): its folder name would be {} bytes, more than {MAX_FOLDER_NAME}: shorten the values of `{longest}`",
+                    position + 1,
+                    name.chars().take(40).collect::<String>(),
+                    name.len()
+                ));
+                continue;
+            }
             let mut overrides = fixed.clone();
             overrides.extend(
                 axes.iter()
@@ -177,7 +202,7 @@ impl Sweep {
                     .map(|(axis, value)| override_of(&axis.key, value.clone())),
             );
             overrides.push(override_of("name", toml::Value::String(name.clone())));
-            match ExperimentConfig::load(&base, &overrides) {
+            match base_config.resolve(&base, &overrides) {
                 Ok(config) => points.push(Point {
                     position,
                     name,
@@ -185,11 +210,6 @@ impl Sweep {
                     overrides,
                     config,
                 }),
-                Err(err @ (ConfigError::Read { .. } | ConfigError::File { .. })) => {
-                    return Err(err).with_context(|| {
-                        format!("the base config of sweep file {}", file.display())
-                    });
-                }
                 Err(err) => problems.push(format!(
                     "point {} ({name}): {}",
                     position + 1,
@@ -315,6 +335,37 @@ fn label_axes(axes: &mut [Axis]) {
             lasts[i].clone()
         };
     }
+}
+
+/// The most points a sweep runs without `--allow-large`.
+pub(super) const MAX_POINTS: usize = 10_000;
+
+/// How many points the axes make; `None` beyond `usize`.
+fn grid_size(axes: &[Axis]) -> Option<usize> {
+    axes.iter()
+        .try_fold(1usize, |n, axis| n.checked_mul(axis.values.len()))
+}
+
+/// Fails when two values of one axis would give the same folder name (their
+/// points would share a run directory).
+fn distinct_labels(axes: &[Axis]) -> anyhow::Result<()> {
+    for axis in axes {
+        let mut seen: Vec<(String, &toml::Value)> = Vec::new();
+        for value in &axis.values {
+            let label = point_name(std::slice::from_ref(axis), std::slice::from_ref(value));
+            if let Some((_, other)) = seen.iter().find(|(l, _)| *l == label) {
+                if *other == value {
+                    bail!("grid key `{}` lists the value {value} twice", axis.key);
+                }
+                bail!(
+                    "grid key `{}` has the values {other} and {value}, which give one folder name, `{label}`: change one of them",
+                    axis.key
+                );
+            }
+            seen.push((label, value));
+        }
+    }
+    Ok(())
 }
 
 /// Every combination of the axes' values; the first axis varies slowest.
