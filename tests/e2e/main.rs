@@ -11,6 +11,7 @@ mod bad_input;
 mod cli;
 mod data_stage;
 mod ground_truth;
+mod hostile;
 mod integrity;
 mod own_files;
 mod report;
