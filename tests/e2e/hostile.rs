@@ -152,3 +152,68 @@ fn a_manifest_from_a_newer_ae_is_refused_and_kept() {
     );
     assert!(!run.join("data").exists(), "nothing ran");
 }
+
+/// A small tmpfs mounted for a test, unmounted however the test ends.
+struct Tmpfs(std::path::PathBuf);
+
+impl Tmpfs {
+    /// Mounts a tmpfs of `megabytes` at `dir`; `None` after saying why the
+    /// caller skips (mounting needs root; CI runs as root).
+    fn mount(dir: &Path, megabytes: u32, test: &str) -> Option<Self> {
+        fs::create_dir_all(dir).expect("mkdir");
+        let mounted = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={megabytes}m"), "tmpfs"])
+            .arg(dir)
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !mounted {
+            use std::io::Write;
+            let _ = writeln!(
+                std::io::stderr(),
+                "SKIPPED {test}: mounting a tmpfs needs root (CI runs as root)"
+            );
+            return None;
+        }
+        Some(Self(dir.to_path_buf()))
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+/// A full disk gives a clean error naming the file, leaves no temporary
+/// file, and records the stage as failed; the next run on a disk with room
+/// finishes.
+#[cfg(unix)]
+#[test]
+fn a_full_disk_leaves_no_half_written_file() {
+    let sandbox = Sandbox::synthetic();
+    let full = sandbox.path().join("full");
+    let Some(_tmpfs) = Tmpfs::mount(&full, 12, "a_full_disk_leaves_no_half_written_file") else {
+        return;
+    };
+    let run = ae_within(&sandbox, &["--runs-dir", "full", "pipeline", SYNTH]);
+    run.assert_error(&[
+        "stage `data` failed",
+        "cannot write",
+        "data/train.safetensors",
+    ]);
+    assert!(
+        run.stderr.contains("No space left on device"),
+        "{}",
+        run.stderr
+    );
+    let leftovers: Vec<String> = sandbox
+        .files_under("full")
+        .into_iter()
+        .filter(|f| f.contains(".ae-tmp-") || f.contains("safetensors"))
+        .collect();
+    assert_eq!(leftovers, Vec::<String>::new());
+    let manifest = fs::read_to_string(full.join("synth/manifest.json")).expect("manifest");
+    assert!(manifest.contains("\"status\": \"failed\""), "{manifest}");
+    assert!(manifest.contains("No space left on device"), "{manifest}");
+}

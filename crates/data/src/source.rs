@@ -102,10 +102,14 @@ pub(crate) fn read_idx_stream(
     Ok(bytes)
 }
 
-/// The decompressed bytes of the IDX file of `kind` at `path`, read as
-/// [`read_idx_stream`] reads, its size checked first; errors name the file,
-/// and `fix` says what to do about a bad one. What is read is checked in
-/// full by [`crate::idx`]'s parsers.
+/// The decompressed bytes of the IDX file of `kind` at `path` (gzip
+/// recognised by its magic number), read no further than they may be: the
+/// length its header promises (at most `published_len`, a published file's
+/// length, when known), plus one byte to tell that it holds more. A raw
+/// file's size is checked against the promise before its body is read, and
+/// memory is taken as the bytes arrive, so a header that lies costs
+/// nothing. Errors name the file, and `fix` says what to do about a bad one.
+/// What is read is checked in full by [`crate::idx`]'s parsers.
 pub fn read_idx(
     path: &Path,
     kind: IdxKind,

@@ -16,7 +16,7 @@
 //! under a digest it does not have.
 
 use std::fs::{self, File};
-use std::io::{self, Read, Write};
+use std::io::{self, Read, Seek};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -231,9 +231,11 @@ impl Cache {
     }
 }
 
-/// Copies `from` to `to` through a temporary file beside `to`, hashing the
-/// bytes as they go; `to` appears, complete, only when their sha256 is
-/// `expected` ([`StoreError::CorruptBlob`] otherwise, naming `from`).
+/// Copies `from` to `to` through a temporary file beside `to` (a copy in the
+/// kernel, which file systems that share extents, such as btrfs and XFS,
+/// make without using disk), then reads the copy to hash it; `to` appears,
+/// complete, only when its sha256 is `expected` ([`StoreError::CorruptBlob`]
+/// otherwise, naming `from`).
 fn copy_verified(from: &Path, to: &Path, expected: &str) -> Result<(), StoreError> {
     let read_err = |source| StoreError::Read {
         path: from.to_path_buf(),
@@ -248,22 +250,20 @@ fn copy_verified(from: &Path, to: &Path, expected: &str) -> Result<(), StoreErro
     let dir = parent_dir(to);
     create_dir_all(dir)?;
     crate::remove_stale_temps(dir, false);
-    let temp = temp_file_in(dir).map_err(write_err)?;
+    let mut temp = temp_file_in(dir).map_err(write_err)?;
+    io::copy(&mut source, temp.as_file_mut()).map_err(write_err)?;
+    let mut copy = temp.as_file();
+    copy.seek(io::SeekFrom::Start(0)).map_err(write_err)?;
     let mut hasher = Sha256::new();
-    {
-        let mut out = io::BufWriter::with_capacity(1 << 20, temp.as_file());
-        let mut buf = vec![0u8; 1 << 20];
-        loop {
-            let n = match source.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(read_err(e)),
-            };
-            hasher.update(&buf[..n]);
-            out.write_all(&buf[..n]).map_err(write_err)?;
-        }
-        out.flush().map_err(write_err)?;
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = match copy.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(write_err(e)),
+        };
+        hasher.update(&buf[..n]);
     }
     let found = crate::hash::to_hex(&hasher.finalize());
     if found != expected {
