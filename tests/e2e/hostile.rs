@@ -6,37 +6,8 @@
 use std::fs;
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
-use crate::support::{Run, SYNTH, Sandbox};
-
-/// Runs `ae args...` in `sandbox`, failing the test if it does not end
-/// within 60 s (the old behaviour here was to hang).
-fn ae_within(sandbox: &Sandbox, args: &[&str]) -> Run {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ae"))
-        .args(args)
-        .current_dir(sandbox.path())
-        .env_remove("AE_DATA_DIR")
-        .env("NO_COLOR", "1")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn ae");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while child.try_wait().expect("wait").is_none() {
-        if Instant::now() > deadline {
-            child.kill().expect("kill");
-            panic!("`ae {}` hung", args.join(" "));
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let output = child.wait_with_output().expect("output");
-    Run {
-        code: output.status.code(),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-    }
-}
+use crate::support::{Run, SYNTH, Sandbox, mkfifo};
 
 /// How many stages a run computed (its lines whose verdict is `ran`).
 fn computed(run: &Run) -> usize {
@@ -46,16 +17,6 @@ fn computed(run: &Run) -> usize {
         .count()
 }
 
-#[cfg(unix)]
-fn mkfifo(path: &Path) {
-    let _ = fs::remove_file(path);
-    let made = Command::new("mkfifo")
-        .arg(path)
-        .status()
-        .expect("mkfifo runs");
-    assert!(made.success(), "mkfifo {}", path.display());
-}
-
 /// Regression: a named pipe in place of a manifest, log, output or config
 /// hung `ae pipeline` and `ae status`; `ae pipeline /dev/zero` read until
 /// memory ran out.
@@ -63,32 +24,37 @@ fn mkfifo(path: &Path) {
 #[test]
 fn something_other_than_a_file_is_named_and_never_waited_on() {
     let sandbox = Sandbox::synthetic();
-    ae_within(&sandbox, &["pipeline", "/dev/zero"]).assert_error(&[
-        "/dev/zero cannot be a config file",
-        "is not a regular file but a device",
-    ]);
+    sandbox
+        .ae_within(&["pipeline", "/dev/zero"])
+        .assert_error(&[
+            "/dev/zero cannot be a config file",
+            "is not a regular file but a device",
+        ]);
     mkfifo(&sandbox.path().join("configs/pipe.toml"));
-    ae_within(&sandbox, &["pipeline", "configs/pipe.toml"])
+    sandbox
+        .ae_within(&["pipeline", "configs/pipe.toml"])
         .assert_error(&["configs/pipe.toml cannot be a config file", "named pipe"]);
 
-    ae_within(&sandbox, &["pipeline", SYNTH]).assert_ok();
+    sandbox.ae_within(&["pipeline", SYNTH]).assert_ok();
     let run = sandbox.path().join("runs/synth");
     // An output replaced by a pipe.
     mkfifo(&run.join("train/history.csv"));
     for command in ["status", "pipeline"] {
-        ae_within(&sandbox, &[command, SYNTH])
+        sandbox
+            .ae_within(&[command, SYNTH])
             .assert_error(&["train/history.csv is not a regular file but a named pipe"]);
     }
     fs::remove_file(run.join("train/history.csv")).expect("remove the pipe");
     // The manifest, then the log.
     mkfifo(&run.join("manifest.json"));
     for command in ["status", "pipeline"] {
-        ae_within(&sandbox, &[command, SYNTH])
+        sandbox
+            .ae_within(&[command, SYNTH])
             .assert_error(&["manifest.json is not a regular file but a named pipe"]);
     }
     fs::remove_file(run.join("manifest.json")).expect("remove the pipe");
     mkfifo(&run.join("run.log"));
-    ae_within(&sandbox, &["pipeline", SYNTH]).assert_error(&[
+    sandbox.ae_within(&["pipeline", SYNTH]).assert_error(&[
         "cannot use the run log",
         "run.log is not a regular file but a named pipe",
     ]);
@@ -103,7 +69,7 @@ fn a_cache_that_cannot_be_used_is_warned_of_once_and_left_aside() {
     let cache = sandbox.path().join("runs/.cache");
     fs::create_dir_all(&cache).expect("mkdir");
     fs::write(cache.join("locks"), b"not a folder").expect("write");
-    let run = ae_within(&sandbox, &["pipeline", SYNTH]);
+    let run = sandbox.ae_within(&["pipeline", SYNTH]);
     run.assert_ok();
     assert_eq!(computed(&run), 5, "{}", run.stdout);
     assert_eq!(
@@ -115,13 +81,15 @@ fn a_cache_that_cannot_be_used_is_warned_of_once_and_left_aside() {
 
     // A cache whose records are directories: every stage is computed.
     fs::remove_file(cache.join("locks")).expect("remove");
-    ae_within(&sandbox, &["pipeline", SYNTH, "--set", "name=first"]).assert_ok();
+    sandbox
+        .ae_within(&["pipeline", SYNTH, "--set", "name=first"])
+        .assert_ok();
     for entry in fs::read_dir(cache.join("stages")).expect("list") {
         let path = entry.expect("entry").path();
         fs::remove_file(&path).expect("remove");
         fs::create_dir(&path).expect("a directory in its place");
     }
-    let again = ae_within(&sandbox, &["pipeline", SYNTH, "--set", "name=second"]);
+    let again = sandbox.ae_within(&["pipeline", SYNTH, "--set", "name=second"]);
     again.assert_ok();
     assert_eq!(computed(&again), 5, "{}", again.stdout);
     assert_eq!(
@@ -142,7 +110,7 @@ fn a_manifest_from_a_newer_ae_is_refused_and_kept() {
     let newer = r#"{"schema": 99, "stages": {"data": {"new": true}}}"#;
     fs::write(run.join("manifest.json"), newer).expect("write");
     for command in ["status", "pipeline"] {
-        ae_within(&sandbox, &[command, SYNTH]).assert_error(&[
+        sandbox.ae_within(&[command, SYNTH]).assert_error(&[
             "was written by a newer ae (manifest schema 99; this ae reads up to 3)",
         ]);
     }
@@ -196,7 +164,7 @@ fn a_full_disk_leaves_no_half_written_file() {
     let Some(_tmpfs) = Tmpfs::mount(&full, 12, "a_full_disk_leaves_no_half_written_file") else {
         return;
     };
-    let run = ae_within(&sandbox, &["--runs-dir", "full", "pipeline", SYNTH]);
+    let run = sandbox.ae_within(&["--runs-dir", "full", "pipeline", SYNTH]);
     run.assert_error(&[
         "stage `data` failed",
         "cannot write",

@@ -256,54 +256,22 @@ fn a_folder_in_place_of_an_own_file_names_its_key() {
 #[cfg(unix)]
 #[test]
 fn a_named_pipe_in_place_of_an_own_file_does_not_hang() {
-    use std::process::{Command, Stdio};
-    use std::time::{Duration, Instant};
-
     let sandbox = Sandbox::synthetic();
-    let pipe = sandbox.path().join("data/own/pipe");
-    let made = Command::new("mkfifo")
-        .arg(&pipe)
-        .status()
-        .expect("mkfifo runs");
-    assert!(made.success(), "mkfifo failed");
-    for command in ["status", "pipeline"] {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_ae"))
-            .args([command, SYNTH, "--set", "data.test.images=data/own/pipe"])
-            .current_dir(sandbox.path())
-            .env_remove("AE_DATA_DIR")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn ae");
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while child.try_wait().expect("wait").is_none() {
-            if Instant::now() > deadline {
-                child.kill().expect("kill");
-                panic!("`ae {command}` hung on a named pipe");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let output = child.wait_with_output().expect("output");
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        let stdout = String::from_utf8_lossy(&output.stdout);
-        match command {
-            "status" => {
-                assert!(output.status.success(), "{stderr}");
-                assert!(
-                    stdout.starts_with("data    stale     never ran"),
-                    "{stdout}"
-                );
-            }
-            _ => {
-                assert_eq!(output.status.code(), Some(1), "{stderr}");
-                assert!(
-                    stderr.contains("data.test.images cannot be used")
-                        && stderr.contains("is not a regular file but a named pipe"),
-                    "{stderr}"
-                );
-            }
-        }
-    }
+    crate::support::mkfifo(&sandbox.path().join("data/own/pipe"));
+    let set = ["--set", "data.test.images=data/own/pipe"];
+    let status = sandbox.ae_within(&[&["status", SYNTH][..], &set].concat());
+    status.assert_ok();
+    assert!(
+        status.stdout.starts_with("data    stale     never ran"),
+        "{}",
+        status.stdout
+    );
+    sandbox
+        .ae_within(&[&["pipeline", SYNTH][..], &set].concat())
+        .assert_error(&[
+            "data.test.images cannot be used",
+            "is not a regular file but a named pipe",
+        ]);
 }
 
 #[test]

@@ -3,7 +3,8 @@
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 pub(crate) use ae_testkit::{
     LocalMirror, MNIST_FILES, dead_mirror, gzip, idx_images, idx_images_of, idx_labels,
@@ -157,6 +158,35 @@ epochs = 2
         }
     }
 
+    /// Runs `ae args...` here (no `AE_DATA_DIR`), failing the test if it does
+    /// not end within 60 s: for what once hung.
+    pub(crate) fn ae_within(&self, args: &[&str]) -> Run {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_ae"))
+            .args(args)
+            .current_dir(self.path())
+            .env_remove("AE_DATA_DIR")
+            .env_remove("AE_RUNS_DIR")
+            .env("NO_COLOR", "1")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn ae");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while child.try_wait().expect("wait").is_none() {
+            if Instant::now() > deadline {
+                child.kill().expect("kill");
+                panic!("`ae {}` hung", args.join(" "));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let output = child.wait_with_output().expect("output");
+        Run {
+            code: output.status.code(),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+
     /// Every file under `dir` (relative to the sandbox), sorted.
     pub(crate) fn files_under(&self, dir: &str) -> Vec<String> {
         let root = self.path().join(dir);
@@ -280,4 +310,15 @@ pub(crate) fn bool_column(frame: &polars::prelude::DataFrame, name: &str) -> Vec
         .iter()
         .map(|v| v.expect("no missing values"))
         .collect()
+}
+
+/// A named pipe at `path`, in place of whatever was there.
+#[cfg(unix)]
+pub(crate) fn mkfifo(path: &Path) {
+    let _ = fs::remove_file(path);
+    let made = Command::new("mkfifo")
+        .arg(path)
+        .status()
+        .expect("mkfifo runs");
+    assert!(made.success(), "mkfifo {}", path.display());
 }
