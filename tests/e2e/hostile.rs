@@ -1,6 +1,6 @@
 //! What a hostile or broken file system does to `ae`: something other than
 //! a file where a file should be, a cache that cannot be used, a manifest
-//! from a newer `ae`. `ae` says what it found and stops, or, for the cache,
+//! from a newer `ae`, a full disk. `ae` says what it found and stops, or, for the cache,
 //! goes on without it; it never hangs, reads forever or panics.
 
 use std::fs;
@@ -126,25 +126,30 @@ struct Tmpfs(std::path::PathBuf);
 
 impl Tmpfs {
     /// Mounts a tmpfs of `megabytes` at `dir`; `None` after saying why the
-    /// caller skips (mounting needs root; CI runs as root).
+    /// caller skips.
     fn mount(dir: &Path, megabytes: u32, test: &str) -> Option<Self> {
         fs::create_dir_all(dir).expect("mkdir");
-        let mounted = Command::new("mount")
+        let mut mount = Command::new("mount");
+        mount
             .args(["-t", "tmpfs", "-o", &format!("size={megabytes}m"), "tmpfs"])
-            .arg(dir)
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        if !mounted {
-            use std::io::Write;
-            let _ = writeln!(
-                std::io::stderr(),
-                "SKIPPED {test}: mounting a tmpfs needs root (CI runs as root)"
-            );
-            return None;
-        }
-        Some(Self(dir.to_path_buf()))
+            .arg(dir);
+        succeeds_as_root(mount, test, "mounting a tmpfs needs root")
+            .then(|| Self(dir.to_path_buf()))
     }
+}
+
+/// Runs a command that only root may run; `false` after saying that the
+/// calling test skips, and why (CI runs as root).
+fn succeeds_as_root(mut command: Command, test: &str, why: &str) -> bool {
+    let succeeded = command
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !succeeded {
+        use std::io::Write;
+        let _ = writeln!(std::io::stderr(), "SKIPPED {test}: {why} (CI runs as root)");
+    }
+    succeeded
 }
 
 impl Drop for Tmpfs {
@@ -184,4 +189,85 @@ fn a_full_disk_leaves_no_half_written_file() {
     let manifest = fs::read_to_string(full.join("synth/manifest.json")).expect("manifest");
     assert!(manifest.contains("\"status\": \"failed\""), "{manifest}");
     assert!(manifest.contains("No space left on device"), "{manifest}");
+
+    // The same disk with room: the next run finishes every stage.
+    assert!(
+        Command::new("mount")
+            .args(["-o", "remount,size=512m"])
+            .arg(&full)
+            .status()
+            .is_ok_and(|s| s.success()),
+        "remount the tmpfs larger"
+    );
+    let again = sandbox.ae_within(&["--runs-dir", "full", "pipeline", SYNTH]);
+    again.assert_ok();
+    assert_eq!(computed(&again), 5, "{}", again.stdout);
+}
+
+/// Marks a path immutable (`chattr +i`) for a test and clears the mark
+/// however the test ends, so the sandbox can be removed.
+struct Immutable(std::path::PathBuf);
+
+impl Immutable {
+    /// `None` after saying why the caller skips.
+    fn mark(path: &Path, test: &str) -> Option<Self> {
+        let mut chattr = Command::new("chattr");
+        chattr.arg("+i").arg(path);
+        let why = "chattr +i needs root and a file system with attributes";
+        succeeds_as_root(chattr, test, why).then(|| Self(path.to_path_buf()))
+    }
+}
+
+impl Drop for Immutable {
+    fn drop(&mut self) {
+        let _ = Command::new("chattr").arg("-i").arg(&self.0).status();
+    }
+}
+
+/// Regression: an immutable `locks/` folder in the cache made every run
+/// fail. A cache that refuses writes is warned of once; the run restores
+/// what the cache still holds and computes the rest.
+#[cfg(unix)]
+#[test]
+fn an_immutable_cache_is_warned_of_once_and_never_fails_a_run() {
+    let test = "an_immutable_cache_is_warned_of_once_and_never_fails_a_run";
+    let sandbox = Sandbox::synthetic();
+    sandbox
+        .ae_within(&["pipeline", SYNTH, "--set", "name=first"])
+        .assert_ok();
+    let cache = sandbox.path().join("runs/.cache");
+    let Some(_locks) = Immutable::mark(&cache.join("locks"), test) else {
+        return;
+    };
+    let Some(_stages) = Immutable::mark(&cache.join("stages"), test) else {
+        return;
+    };
+    // Same settings, another run: what the cache holds is still restored;
+    // the report (its page names the run) is computed and cannot be stored.
+    let second = sandbox.ae_within(&["pipeline", SYNTH, "--set", "name=second"]);
+    second.assert_ok();
+    assert_eq!(computed(&second), 1, "{}", second.stdout);
+    assert!(second.stdout.contains("report  ran"), "{}", second.stdout);
+    assert_eq!(
+        second.stderr.matches("cannot use the cache").count(),
+        1,
+        "{}",
+        second.stderr
+    );
+    // A new seed (the data stage does not draw on it): the data is restored,
+    // the rest computed and not stored; one warning, and the run ends.
+    let third = sandbox.ae_within(&["pipeline", SYNTH, "--set", "name=third", "--set", "seed=9"]);
+    third.assert_ok();
+    assert_eq!(computed(&third), 4, "{}", third.stdout);
+    assert!(
+        third.stdout.contains("data    restored"),
+        "{}",
+        third.stdout
+    );
+    assert_eq!(
+        third.stderr.matches("cannot use the cache").count(),
+        1,
+        "{}",
+        third.stderr
+    );
 }
