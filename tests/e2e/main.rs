@@ -10,6 +10,7 @@
 mod bad_input;
 mod cli;
 mod data_stage;
+mod formats;
 mod ground_truth;
 mod hostile;
 mod integrity;

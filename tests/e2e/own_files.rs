@@ -55,7 +55,7 @@ fn own_files_become_the_splits_gzip_or_raw() {
         None,
     );
     run.assert_ok();
-    assert!(run.stderr.contains("your own IDX files"), "{}", run.stderr);
+    assert!(run.stderr.contains("your own images"), "{}", run.stderr);
     let root = sandbox.path().join("runs/synth");
     let test = fs::read(root.join("data/test.safetensors")).expect("test split");
     let images = f32s(&test, "images");
@@ -158,23 +158,24 @@ fn images_and_labels_that_disagree_in_count() {
 }
 
 #[test]
-fn a_label_outside_0_to_9_names_its_index() {
+fn labels_beyond_9_are_classes_of_their_own() {
+    // EMNIST letters are labelled 1–26: any byte is a class of the user's.
     let sandbox = Sandbox::synthetic();
     let (_, mut labels) = synthetic_digits(SYNTH_TEST, 2);
     labels[17] = 12;
     fs::write(
-        sandbox.path().join("data/own/bad-labels.gz"),
+        sandbox.path().join("data/own/more-classes.gz"),
         gzip(&idx_labels_of(&labels)),
     )
     .expect("write");
-    data_error(
-        &sandbox,
-        &["--set", "data.test.labels=data/own/bad-labels.gz"],
-        &[
-            "bad-labels.gz is not a usable IDX file",
-            "label 12 at index 17",
-        ],
-    );
+    let set = ["--set", "data.test.labels=data/own/more-classes.gz"];
+    sandbox
+        .ae(&[&["stage", "data", SYNTH][..], &set].concat(), None)
+        .assert_ok();
+    let test = fs::read(sandbox.path().join("runs/synth/data/test.safetensors")).expect("split");
+    let header_len = u64::from_le_bytes(test[..8].try_into().expect("8 bytes")) as usize;
+    let labels_at = String::from_utf8_lossy(&test[8..8 + header_len]).into_owned();
+    assert!(labels_at.contains("\"labels\""), "{labels_at}");
 }
 
 #[test]
@@ -207,7 +208,7 @@ fn the_files_keys_go_with_the_files_dataset_only() {
     );
     sandbox
         .ae(&["stage", "data", "configs/half.toml"], None)
-        .assert_error(&["data.test = (missing) must name the split's IDX files"]);
+        .assert_error(&["data.test = (missing) must name the split's images"]);
     assert!(
         !sandbox.path().join("runs/half").exists(),
         "nothing created"
@@ -319,7 +320,7 @@ fn an_empty_split_is_an_error_not_a_model_trained_on_nothing() {
             "--set",
             "data.normal_labels=[3]",
         ],
-        &["no image of data/own/sevens.gz has a label in data.normal_labels = [3]"],
+        &["no image of data/own/thirty.gz has a label in data.normal_labels = [3]"],
     );
 }
 

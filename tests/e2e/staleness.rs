@@ -205,7 +205,8 @@ fn a_run_killed_mid_training_is_redone_from_the_interrupted_stage() {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let text = fs::read_to_string(&manifest).unwrap_or_default();
-        if text.contains("\"running\"") && text.contains("\"train\"") {
+        let parsed: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+        if parsed["stages"]["train"]["status"] == "running" {
             break;
         }
         assert!(Instant::now() < deadline, "training never started");

@@ -157,6 +157,52 @@ pub enum DataError {
         /// Each mirror tried, with why it failed.
         attempts: Vec<MirrorFailure>,
     },
+    /// A file of the user's (or an image in their folder) cannot be used.
+    #[error("{}: {problem}", path.display())]
+    Unusable {
+        /// The file, folder or image.
+        path: PathBuf,
+        /// What is wrong and, where it helps, what to do.
+        problem: String,
+    },
+    /// The format of a file cannot be told from its name.
+    #[error(
+        "{key} = {}: cannot tell its format from its name; set data.format to one of idx, npy, npz, folder, csv, parquet",
+        path.display()
+    )]
+    UnknownFormat {
+        /// The config key naming it.
+        key: String,
+        /// The path as given.
+        path: PathBuf,
+    },
+    /// `{ images, labels }` names files of a format that is not read in pairs.
+    #[error(
+        "{key} = {}: {format} files are not given as {{ images, labels }} pairs (only IDX and .npy are); give the path alone: {key_split} = \"{}\"",
+        path.display(),
+        path.display(),
+        key_split = key.trim_end_matches(".images")
+    )]
+    PairFormat {
+        /// The config key: `data.train.images`.
+        key: String,
+        /// The path as given.
+        path: PathBuf,
+        /// Its format.
+        format: crate::Format,
+    },
+    /// A CSV or Parquet file cannot be read.
+    #[error("{} cannot be read as a table of images", path.display())]
+    Table {
+        /// The file.
+        path: PathBuf,
+        /// What polars reported.
+        #[source]
+        source: polars::error::PolarsError,
+    },
+    /// The splits' labels cannot be matched up or used as configured.
+    #[error("{0}")]
+    Labels(String),
     /// Writing a split failed.
     #[error(transparent)]
     Store(#[from] StoreError),

@@ -146,6 +146,13 @@ pub fn parse_labels(bytes: &[u8]) -> Result<&[u8], IdxError> {
     Ok(labels)
 }
 
+/// Parses an `idx1-ubyte` file of labels of any byte value (a user's own
+/// classes, such as EMNIST letters 1–26).
+pub fn parse_any_labels(bytes: &[u8]) -> Result<&[u8], IdxError> {
+    let header = header(bytes, LABELS_HEADER, LABELS_MAGIC, "labels (idx1-ubyte)")?;
+    body(bytes, LABELS_HEADER, header[0], 1)
+}
+
 /// Checks the magic number and returns the dimensions that follow it.
 fn header(
     bytes: &[u8],

@@ -1,68 +1,93 @@
-//! Writing a split from selected images of parsed IDX pairs.
+//! Writing a split from selected images of one or more image sets.
 
 use std::path::Path;
 
-use ae_store::TensorOut;
+use ae_store::{SplitLabels, TensorOut};
 
-use crate::{DataError, normalize};
+use crate::DataError;
+use crate::formats::ImageSet;
 
-/// Some images of one parsed IDX pair, in order, and which are anomalies.
+/// Some images of one set, in order, and which are anomalies.
 pub(crate) struct Selection<'a> {
-    pixels: &'a [u8],
-    pub(crate) labels: Vec<u8>,
+    set: &'a ImageSet,
+    pub(crate) labels: Option<Vec<u8>>,
     indices: Vec<usize>,
     is_outlier: Vec<bool>,
 }
 
 impl<'a> Selection<'a> {
+    /// Images `indices` of `set`; `is_outlier` decides from an image's label
+    /// (`None` when the set has none).
     pub(crate) fn new(
-        pixels: &'a [u8],
-        labels: &[u8],
+        set: &'a ImageSet,
         indices: Vec<usize>,
-        is_outlier: impl Fn(u8) -> bool,
+        is_outlier: impl Fn(Option<u8>) -> bool,
     ) -> Self {
-        let labels: Vec<u8> = indices.iter().map(|&i| labels[i]).collect();
-        let is_outlier = labels.iter().map(|&l| is_outlier(l)).collect();
+        let labels: Option<Vec<u8>> = set
+            .labels
+            .as_ref()
+            .map(|labels| indices.iter().map(|&i| labels[i]).collect());
+        let is_outlier = match &labels {
+            Some(labels) => labels.iter().map(|&l| is_outlier(Some(l))).collect(),
+            None => vec![is_outlier(None); indices.len()],
+        };
         Self {
-            pixels,
+            set,
             labels,
             indices,
             is_outlier,
         }
     }
+
+    /// How many images.
+    pub(crate) fn len(&self) -> usize {
+        self.indices.len()
+    }
 }
 
 /// Writes the selections one after another as a split, scaling pixels to
-/// [0, 1] image by image as they are written; returns the image count.
+/// [0, 1] as they are written, with the classes' `names` when they have
+/// names; returns the image count. Labels are written when every
+/// selection has them.
 pub(crate) fn write_selections(
     path: &Path,
     selections: &[Selection<'_>],
     with_truth: bool,
+    names: Option<&[String]>,
 ) -> Result<usize, DataError> {
-    let labels: Vec<u8> = selections
-        .iter()
-        .flat_map(|s| s.labels.iter().copied())
-        .collect();
+    let labels: Option<Vec<u8>> =
+        selections
+            .iter()
+            .map(|s| s.labels.as_deref())
+            .try_fold(Vec::new(), |mut all, labels| {
+                all.extend_from_slice(labels?);
+                Some(all)
+            });
     let is_outlier: Vec<bool> = selections
         .iter()
         .flat_map(|s| s.is_outlier.iter().copied())
         .collect();
-    let n = labels.len();
+    let n = is_outlier.len();
     let (name, shape) = ae_store::split_images_tensor(n);
     let images = TensorOut::f32_streamed(name, shape, move |out| {
-        const PIXELS: usize = ae_store::IMAGE_PIXELS;
+        let mut chunk = Vec::with_capacity(64 * ae_store::IMAGE_PIXELS);
         for selection in selections {
             for batch in selection.indices.chunks(64) {
-                let mut chunk = Vec::with_capacity(batch.len() * PIXELS);
+                chunk.clear();
                 for &i in batch {
-                    chunk.extend_from_slice(&selection.pixels[i * PIXELS..(i + 1) * PIXELS]);
+                    selection.set.pixels.push_scaled(i, &mut chunk);
                 }
-                ae_store::write_f32_le(out, &normalize(&chunk))?;
+                ae_store::write_f32_le(out, &chunk)?;
             }
         }
         Ok(())
     });
-    ae_store::write_split(path, images, &labels, with_truth.then_some(&is_outlier[..]))?;
+    let known = SplitLabels {
+        labels: labels.as_deref(),
+        names: names.filter(|_| labels.is_some()),
+        is_outlier: with_truth.then_some(&is_outlier[..]),
+    };
+    ae_store::write_split(path, images, known)?;
     tracing::info!(
         "wrote {} ({n} images{})",
         path.display(),

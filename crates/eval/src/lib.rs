@@ -1,12 +1,14 @@
 //! The `eval` stage: how badly each test image is reconstructed, and which
 //! ones are anomalies.
 //!
-//! Reads [`files::TEST_SPLIT`] and [`files::DECODED`] (and, when the
-//! threshold comes from the training split, [`files::TRAIN_SPLIT`] and
-//! [`files::TRAIN_DECODED`]); writes [`files::SCORES`], a Parquet table with
-//! one row per test image ([`ae_tables::ScoresTable`]), [`files::METRICS`]
-//! ([`Metrics`]) and, when the test split has ground truth, [`files::ROC`]
-//! (the operating points the report draws).
+//! Reads [`files::TEST_SPLIT`], [`files::DECODED`] and [`files::MODEL`]
+//! (and, when the threshold comes from the training or validation split,
+//! that split and its reconstructions); writes [`files::SCORES`], a Parquet
+//! table with one row per test image ([`ae_tables::ScoresTable`]),
+//! [`files::METRICS`] ([`Metrics`]), [`files::DETECTOR`] (the model's weights
+//! with the threshold and what scoring needs, [`ae_store::DetectorInfo`]:
+//! a one-file detector) and, when the test split has ground truth,
+//! [`files::ROC`] (the operating points the report draws).
 //!
 //! The seed's recipe by default: per-image MSE over the 784 pixels, the
 //! threshold 2 × the mean MSE of the test split, an anomaly strictly above
@@ -36,6 +38,9 @@ pub enum EvalError {
     /// An input could not be read or an output written.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The model could not be read, or the detector written.
+    #[error(transparent)]
+    Model(#[from] ae_model::ModelError),
     /// The scores table could not be written.
     #[error(transparent)]
     Table(#[from] TableError),
@@ -85,6 +90,8 @@ pub struct StageConfig {
     /// Whether the test split says which images are anomalies (the data
     /// config decides): then the stage also writes [`files::ROC`].
     pub ground_truth: bool,
+    /// The model's latent size, to read its weights into the detector.
+    pub latent: usize,
 }
 
 /// What the eval stage found.
@@ -110,15 +117,15 @@ impl PipelineStage for EvalStage {
     type Error = EvalError;
 
     fn inputs(cfg: &StageConfig, _env: &Env) -> Vec<Input> {
-        let mut inputs = vec![files::TEST_SPLIT, files::DECODED];
-        if cfg.eval.source == ThresholdSource::Train {
-            inputs.extend([files::TRAIN_SPLIT, files::TRAIN_DECODED]);
+        let mut inputs = vec![files::TEST_SPLIT, files::DECODED, files::MODEL];
+        if let Some((split, decoded)) = cfg.eval.source.extra_split() {
+            inputs.extend([split, decoded]);
         }
         Input::run_files(inputs)
     }
 
     fn outputs(cfg: &StageConfig) -> Vec<String> {
-        let mut outputs = vec![files::SCORES, files::METRICS];
+        let mut outputs = vec![files::SCORES, files::METRICS, files::DETECTOR];
         if cfg.ground_truth {
             outputs.push(files::ROC);
         }
@@ -139,6 +146,8 @@ impl PipelineStage for EvalStage {
             // Out: it follows from the data config, whose effect on the test
             // split (its `is_outlier` tensor) is in the input's digest.
             ground_truth: _,
+            // Out: the model file, an input, has it in its shapes and digest.
+            latent: _,
         } = cfg;
         json!({"eval": {
             "score": score, "rule": rule, "k": k, "q": q, "value": value, "source": source,
@@ -162,17 +171,11 @@ fn evaluate(cfg: &StageConfig, run: &RunDir) -> Result<Metrics, EvalError> {
         &test.images,
         files::DECODED,
     )?;
-    let source_scores = match eval.source {
-        ThresholdSource::Test => scores.clone(),
-        ThresholdSource::Train => {
-            let train = ae_store::read_split(&run.path(files::TRAIN_SPLIT))?;
-            score_split(
-                eval.score,
-                run,
-                files::TRAIN_SPLIT,
-                &train.images,
-                files::TRAIN_DECODED,
-            )?
+    let source_scores = match eval.source.extra_split() {
+        None => scores.clone(),
+        Some((split, decoded)) => {
+            let images = ae_store::read_split(&run.path(split))?;
+            score_split(eval.score, run, split, &images.images, decoded)?
         }
     };
     let threshold = scores::threshold(eval, &source_scores);
@@ -183,7 +186,8 @@ fn evaluate(cfg: &StageConfig, run: &RunDir) -> Result<Metrics, EvalError> {
         threshold,
         source_summary,
         &scores,
-        &test.labels,
+        test.labels.as_deref(),
+        test.label_names.as_deref(),
         &flags,
     );
     if let Some(truth) = &test.is_outlier {
@@ -208,7 +212,28 @@ fn evaluate(cfg: &StageConfig, run: &RunDir) -> Result<Metrics, EvalError> {
     };
     table.write(&run.path(files::SCORES))?;
     metrics.save(&run.path(files::METRICS))?;
+    write_detector(run, cfg.latent, &metrics)?;
     Ok(metrics)
+}
+
+/// Writes the one-file detector: the trained weights, and in their
+/// metadata the score, the threshold and the scores it was set from.
+fn write_detector(run: &RunDir, latent: usize, metrics: &Metrics) -> Result<(), EvalError> {
+    let model = run.path(files::MODEL);
+    let params = ae_model::Params::load(&model, latent)?;
+    let info = ae_store::DetectorInfo {
+        latent,
+        score: metrics.score,
+        rule: metrics.rule,
+        parameter: metrics.parameter,
+        source: metrics.source,
+        threshold: metrics.threshold,
+        source_scores: metrics.source_scores,
+        model_sha256: ae_store::sha256_file(&model)?,
+        ae_version: env!("CARGO_PKG_VERSION").to_string(),
+    };
+    params.save_with_metadata(&run.path(files::DETECTOR), info.to_metadata())?;
+    Ok(())
 }
 
 /// Per-image scores of a split's images against their reconstructions file.

@@ -9,7 +9,8 @@ use ae_store::{LabelCounts, Metrics, Summary, TOP_INDICES, ThresholdRule, readab
 use crate::EvalConfig;
 use crate::scores::summarize;
 
-/// Metrics of test `scores` (with their `labels` and anomaly `flags`)
+/// Metrics of test `scores` (with their `labels`, when they have labels,
+/// the classes' `names`, and anomaly `flags`)
 /// under `threshold`, which `cfg` computed on scores summarised by
 /// `source_scores`. No detection metrics: the caller adds them with ground
 /// truth.
@@ -21,17 +22,20 @@ pub fn compute(
     threshold: f64,
     source_scores: Summary,
     scores: &[f32],
-    labels: &[u8],
+    labels: Option<&[u8]>,
+    names: Option<&[String]>,
     flags: &[bool],
 ) -> Metrics {
     let anomalies = flags.iter().filter(|&&f| f).count();
     let mut per_label: Vec<LabelCounts> = Vec::new();
+    let labels = labels.unwrap_or_default();
     for label in labels.iter().copied().collect::<BTreeSet<u8>>() {
         let in_label = labels.iter().zip(flags).filter(|&(&l, _)| l == label);
         let (images, anomalies) =
             in_label.fold((0, 0), |(n, a), (_, &f)| (n + 1, a + usize::from(f)));
         per_label.push(LabelCounts {
             label,
+            name: names.map(|names| ae_store::label_name(Some(names), label)),
             images,
             anomalies,
             anomaly_rate: anomalies as f64 / images as f64,
@@ -116,7 +120,7 @@ mod tests {
         let flags = crate::scores::flag(&scores, 0.4);
         let cfg = EvalConfig::default();
         let summary = summarize(&scores).expect("summary");
-        let m = compute(&cfg, 0.4, summary, &scores, &labels, &flags);
+        let m = compute(&cfg, 0.4, summary, &scores, Some(&labels), None, &flags);
         assert_eq!((m.images, m.anomalies), (5, 3));
         assert!((m.anomaly_rate - 0.6).abs() < 1e-12);
         assert_eq!(
@@ -124,12 +128,14 @@ mod tests {
             vec![
                 LabelCounts {
                     label: 1,
+                    name: None,
                     images: 2,
                     anomalies: 1,
                     anomaly_rate: 0.5
                 },
                 LabelCounts {
                     label: 2,
+                    name: None,
                     images: 3,
                     anomalies: 2,
                     anomaly_rate: 2.0 / 3.0
@@ -145,6 +151,21 @@ mod tests {
             found_line(&m)
         );
         assert_eq!(detection_line(&m), None);
+        // Named classes carry their names; unlabelled images give no table.
+        let names = ["bad".to_string(), "cut".to_string(), "good".to_string()];
+        let m = compute(
+            &cfg,
+            0.4,
+            summary,
+            &scores,
+            Some(&labels),
+            Some(&names),
+            &flags,
+        );
+        let shown: Vec<String> = m.per_label.iter().map(LabelCounts::shown).collect();
+        assert_eq!(shown, ["cut", "good"]);
+        let m = compute(&cfg, 0.4, summary, &scores, None, None, &flags);
+        assert_eq!((m.per_label.len(), m.anomalies), (0, 3));
     }
 
     #[test]
@@ -158,7 +179,8 @@ mod tests {
             1e9,
             summary,
             &scores,
-            &labels,
+            Some(&labels),
+            None,
             &flags,
         );
         assert_eq!(m.top_indices.len(), TOP_INDICES);

@@ -2,7 +2,7 @@
 
 use ae_eval::{EvalConfig, EvalStage, StageConfig, ThresholdRule, ThresholdSource};
 use ae_store::{
-    Env, IMAGE_PIXELS, Metrics, PipelineStage, RocCurve, RunDir, TensorOut, files,
+    Env, IMAGE_PIXELS, Metrics, PipelineStage, RocCurve, RunDir, SplitLabels, TensorOut, files,
     split_images_tensor, write_images, write_split,
 };
 use ae_tables::ScoresTable;
@@ -25,8 +25,11 @@ fn write_split_and_reconstructions(
     write_split(
         &run.path(split),
         TensorOut::f32(name, shape, &images),
-        labels,
-        truth,
+        SplitLabels {
+            labels: Some(labels),
+            names: None,
+            is_outlier: truth,
+        },
     )
     .expect("split");
     let recon: Vec<f32> = errors
@@ -34,7 +37,16 @@ fn write_split_and_reconstructions(
         .flat_map(|&e| std::iter::repeat_n(0.5 + e, IMAGE_PIXELS))
         .collect();
     write_images(&run.path(decoded), &recon).expect("decoded");
+    if !run.path(files::MODEL).exists() {
+        ae_model::Params::glorot(LATENT, 1)
+            .expect("init")
+            .save(&run.path(files::MODEL))
+            .expect("model");
+    }
 }
+
+/// The latent size of the model the tests' detectors hold.
+const LATENT: usize = 8;
 
 fn env() -> Env {
     Env {
@@ -47,6 +59,7 @@ fn eval(eval: EvalConfig, run: &RunDir) -> Result<Metrics, ae_eval::EvalError> {
     let cfg = StageConfig {
         eval,
         ground_truth: false,
+        latent: LATENT,
     };
     EvalStage::run(&cfg, &env(), run).map(|outcome| outcome.metrics)
 }
@@ -91,7 +104,7 @@ fn writes_scores_and_metrics_that_agree() {
         ]
     );
     let table = ScoresTable::read(&run.path(files::SCORES)).expect("scores");
-    assert_eq!(table.labels, labels);
+    assert_eq!(table.labels, Some(labels.to_vec()));
     for (i, (&s, &f)) in table.values.iter().zip(&table.is_anomaly).enumerate() {
         assert!((s - errors[i] * errors[i]).abs() < 1e-6, "row {i}: {s}");
         assert_eq!(f, f64::from(s) > m.threshold, "row {i}");
@@ -99,6 +112,35 @@ fn writes_scores_and_metrics_that_agree() {
 
     // metrics.json holds exactly what the stage returned.
     assert_eq!(Metrics::load(&run.path(files::METRICS)).expect("load"), m);
+
+    // The detector holds the trained weights and, in its metadata, the
+    // threshold and the scores it was set from, as any safetensors reader sees.
+    let detector = run.path(files::DETECTOR);
+    let bytes = std::fs::read(&detector).expect("detector");
+    let (_, header) = safetensors::SafeTensors::read_metadata(&bytes).expect("safetensors");
+    let metadata: std::collections::BTreeMap<String, String> = header
+        .metadata()
+        .clone()
+        .expect("metadata")
+        .into_iter()
+        .collect();
+    assert_eq!(metadata["format"], "ae-detector");
+    assert_eq!(
+        metadata["threshold"].parse::<f64>().expect("number"),
+        m.threshold
+    );
+    let info = ae_store::DetectorInfo::from_metadata(&detector, &metadata).expect("info");
+    assert_eq!(info.source_scores, m.source_scores);
+    assert_eq!(
+        info.model_sha256,
+        ae_store::sha256_file(&run.path(files::MODEL)).expect("hash")
+    );
+    let (params, _) =
+        ae_model::Params::load_with_metadata(&detector, |_| Ok(LATENT)).expect("weights");
+    assert_eq!(
+        params,
+        ae_model::Params::load(&run.path(files::MODEL), LATENT).expect("model")
+    );
     let json = std::fs::read_to_string(run.path(files::METRICS)).expect("metrics.json");
     let value: serde_json::Value = serde_json::from_str(&json).expect("json");
     assert_eq!(value["rule"], "mean_multiple");
@@ -127,6 +169,7 @@ fn with_ground_truth_the_curve_is_written_and_the_outputs_are_as_declared() {
     let cfg = StageConfig {
         eval: EvalConfig::default(),
         ground_truth: true,
+        latent: LATENT,
     };
     let outcome = EvalStage::run(&cfg, &env(), &run).expect("eval");
     let detection = outcome.metrics.detection.expect("both classes");
@@ -236,7 +279,10 @@ fn the_mae_score_names_its_column_and_sets_the_threshold() {
         .iter()
         .map(|c| c.name().to_string())
         .collect();
-    assert_eq!(names, ScoresTable::columns(ae_eval::Score::Mae, false));
+    assert_eq!(
+        names,
+        ScoresTable::columns(ae_eval::Score::Mae, true, false)
+    );
     for (got, e) in table.values.iter().zip(errors) {
         assert!((got - e).abs() < 1e-6, "{got} vs {e}");
     }

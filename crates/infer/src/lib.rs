@@ -4,8 +4,9 @@
 //! [`files::ENCODED`] (the codes, `[N, L]`) and [`files::DECODED`] (the
 //! reconstructions, `[N, 784]`). Images go through the encoder and then the
 //! decoder in batches of [`BATCH`], into two preallocated outputs. When the
-//! anomaly threshold is to come from the training split, it also writes that
-//! split's reconstructions, [`files::TRAIN_DECODED`].
+//! anomaly threshold is to come from the training or the validation split,
+//! it also writes that split's reconstructions ([`files::TRAIN_DECODED`],
+//! [`files::VALIDATION_DECODED`]).
 
 use ae_model::{Codec, INPUT, ModelConfig, ModelError, Params};
 use ae_store::{
@@ -37,14 +38,9 @@ pub struct InferStage;
 pub struct StageConfig {
     /// `[model]`: the latent size the model file must have.
     pub model: ModelConfig,
-    /// `eval.source`: with `train`, the training split is reconstructed too.
+    /// `eval.source`: with `train` or `validation`, that split is
+    /// reconstructed too.
     pub threshold_source: ThresholdSource,
-}
-
-impl StageConfig {
-    fn reconstructs_train(&self) -> bool {
-        self.threshold_source == ThresholdSource::Train
-    }
 }
 
 impl PipelineStage for InferStage {
@@ -55,16 +51,16 @@ impl PipelineStage for InferStage {
 
     fn inputs(cfg: &StageConfig, _env: &Env) -> Vec<Input> {
         let mut inputs = vec![files::MODEL, files::TEST_SPLIT];
-        if cfg.reconstructs_train() {
-            inputs.push(files::TRAIN_SPLIT);
+        if let Some((split, _)) = cfg.threshold_source.extra_split() {
+            inputs.push(split);
         }
         Input::run_files(inputs)
     }
 
     fn outputs(cfg: &StageConfig) -> Vec<String> {
         let mut outputs = vec![files::ENCODED, files::DECODED];
-        if cfg.reconstructs_train() {
-            outputs.push(files::TRAIN_DECODED);
+        if let Some((_, decoded)) = cfg.threshold_source.extra_split() {
+            outputs.push(decoded);
         }
         outputs.into_iter().map(String::from).collect()
     }
@@ -85,11 +81,15 @@ impl PipelineStage for InferStage {
         write_codes(&run.path(files::ENCODED), params.latent(), &out.codes)?;
         write_images(&run.path(files::DECODED), &out.images)?;
         tracing::info!("encoded and decoded {} test images", test.len());
-        if cfg.reconstructs_train() {
-            let train = ae_store::read_split(&run.path(files::TRAIN_SPLIT))?;
-            let out = reconstruct(&codec, &train.images);
-            write_images(&run.path(files::TRAIN_DECODED), &out.images)?;
-            tracing::info!("decoded {} training images for the threshold", train.len());
+        if let Some((split, decoded)) = cfg.threshold_source.extra_split() {
+            let images = ae_store::read_split(&run.path(split))?;
+            let out = reconstruct(&codec, &images.images);
+            write_images(&run.path(decoded), &out.images)?;
+            tracing::info!(
+                "decoded {} {} images for the threshold",
+                images.len(),
+                cfg.threshold_source.split_name()
+            );
         }
         Ok(())
     }

@@ -20,14 +20,13 @@ mod config;
 mod error;
 mod net;
 mod params;
-mod rng;
 
+pub use ae_store::{RngStream, seeded_rng};
 pub use codec::Codec;
 pub use config::ModelConfig;
 pub use error::ModelError;
 pub use net::{Autoencoder, Codes, Images};
 pub use params::{INPUT, Params};
-pub use rng::{RngStream, seeded_rng};
 
 /// The latent sizes compiled into the model.
 pub const LATENT_SIZES: [usize; 5] = [8, 16, 32, 64, 128];

@@ -1,6 +1,8 @@
 use std::path::Path;
 
-use ae_store::{Dtype, TensorFile, TensorOut, write_tensors};
+use std::collections::BTreeMap;
+
+use ae_store::{Dtype, TensorFile, TensorOut, write_tensors_with_metadata};
 use rand::distributions::{Distribution, Uniform};
 
 use crate::{LATENT_SIZES, ModelError, RngStream, seeded_rng};
@@ -76,9 +78,20 @@ impl Params {
 
     /// Writes `train/model.safetensors`-style file at `path`, atomically.
     pub fn save(&self, path: &Path) -> Result<(), ModelError> {
+        self.save_with_metadata(path, BTreeMap::new())
+    }
+
+    /// Writes the weights with `metadata` as the safetensors `__metadata__`
+    /// (a one-file detector), atomically.
+    pub fn save_with_metadata(
+        &self,
+        path: &Path,
+        metadata: BTreeMap<String, String>,
+    ) -> Result<(), ModelError> {
         let l = self.latent;
-        write_tensors(
+        write_tensors_with_metadata(
             path,
+            metadata,
             &[
                 TensorOut::f32(ENCODER_WEIGHT, vec![l, INPUT], &self.encoder_weight),
                 TensorOut::f32(ENCODER_BIAS, vec![l], &self.encoder_bias),
@@ -92,10 +105,25 @@ impl Params {
     /// Reads a model of latent size `latent` from `path`. Any missing, extra,
     /// misshaped or non-f32 tensor is an error listing every difference.
     pub fn load(path: &Path, latent: usize) -> Result<Self, ModelError> {
+        Self::read(TensorFile::open(path)?, latent)
+    }
+
+    /// Reads the weights of a file whose metadata says its latent size (a
+    /// detector), with the whole metadata; `latent` reads it from them.
+    pub fn load_with_metadata(
+        path: &Path,
+        latent: impl FnOnce(&BTreeMap<String, String>) -> Result<usize, ModelError>,
+    ) -> Result<(Self, BTreeMap<String, String>), ModelError> {
+        let file = TensorFile::open(path)?;
+        let metadata = file.metadata_map();
+        let latent = latent(&metadata)?;
+        Ok((Self::read(file, latent)?, metadata))
+    }
+
+    fn read(mut file: TensorFile, latent: usize) -> Result<Self, ModelError> {
         if !LATENT_SIZES.contains(&latent) {
             return Err(ModelError::UnsupportedLatent(latent));
         }
-        let mut file = TensorFile::open(path)?;
         file.expect_exactly(&[
             (ENCODER_WEIGHT, Dtype::F32, &[latent, INPUT]),
             (ENCODER_BIAS, Dtype::F32, &[latent]),
@@ -114,6 +142,7 @@ impl Params {
 
 #[cfg(test)]
 mod tests {
+    use ae_store::write_tensors;
     use safetensors::SafeTensors;
 
     use super::*;

@@ -8,7 +8,7 @@ use crate::chart::{
     BLUE, Bins, DrawResult, FONT, ORANGE, category_label, draw_legend, draw_threshold, score_chart,
     text, whole_numbers_only,
 };
-use ae_store::{History, LabelCounts};
+use ae_store::{FitSummary, History, LabelCounts};
 
 use crate::inputs::ReportInputs;
 use crate::render::{Figure, draw_digit};
@@ -16,12 +16,12 @@ use crate::render::{Figure, draw_digit};
 const SIDE: i32 = ae_store::IMAGE_SIDE as i32;
 
 /// One test image shown in a figure.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Shown<'a> {
     /// Its position in the test split.
     pub index: usize,
-    /// Its class.
-    pub label: u8,
+    /// Its class, by name where the classes have names (`None`: unlabelled).
+    pub label: Option<String>,
     /// Its score (reconstruction MSE by default).
     pub score: f32,
     /// Its pixels.
@@ -30,13 +30,23 @@ pub struct Shown<'a> {
     pub reconstruction: &'a [f32],
 }
 
+impl Shown<'_> {
+    /// `label: score` under an image, or the score alone without labels.
+    fn caption(&self) -> String {
+        match &self.label {
+            Some(label) => format!("{label}: {:.4}", self.score),
+            None => format!("{:.4}", self.score),
+        }
+    }
+}
+
 impl<'a> Shown<'a> {
     /// Test image `index` of `inputs`.
     pub fn of(inputs: &'a ReportInputs, index: usize) -> Self {
         let pixels = index * ae_store::IMAGE_PIXELS..(index + 1) * ae_store::IMAGE_PIXELS;
         Self {
             index,
-            label: inputs.test.labels[index],
+            label: inputs.test.label_of(index),
             score: inputs.scores.values[index],
             original: inputs.test.image(index),
             reconstruction: &inputs.decoded[pixels],
@@ -100,21 +110,19 @@ impl Figure for Reconstructions<'_> {
                 Self::SCALE,
             )?;
             let caption_y = Self::TOP + 2 * Self::CELL;
-            text(
-                root,
-                &format!("{}: {:.4}", shown.label, shown.score),
-                (x, caption_y),
-                13.0,
-            )?;
+            text(root, &shown.caption(), (x, caption_y), 13.0)?;
         }
         Ok(())
     }
 }
 
-/// Training and validation loss per epoch.
+/// Training and validation loss per epoch, with the epoch whose weights
+/// were kept marked when it is not the last (early stopping).
 pub struct LossCurves<'a> {
     /// `train/history.csv`.
     pub history: &'a History,
+    /// `train/fit.json`.
+    pub fit: &'a FitSummary,
 }
 
 impl Figure for LossCurves<'_> {
@@ -162,8 +170,19 @@ impl Figure for LossCurves<'_> {
                 epochs.iter().map(|e| (f64::from(e.epoch), e.val_loss)),
                 ORANGE.stroke_width(2),
             ))?
-            .label("Validation loss")
+            .label(format!("Validation loss ({} split)", self.fit.validated_on))
             .legend(|(x, y)| PathElement::new([(x, y), (x + 24, y)], ORANGE.stroke_width(2)));
+        if self.fit.kept_epoch != self.fit.epochs_run {
+            let x = f64::from(self.fit.kept_epoch);
+            let kept = BLACK.stroke_width(2);
+            chart
+                .draw_series(DashedLineSeries::new([(x, lo), (x, hi)], 6, 4, kept))?
+                .label(format!(
+                    "kept: epoch {} (val_loss {:.5})",
+                    self.fit.kept_epoch, self.fit.kept_val_loss
+                ))
+                .legend(move |(x, y)| PathElement::new([(x, y), (x + 24, y)], kept));
+        }
         draw_legend(&mut chart)
     }
 }
@@ -270,7 +289,10 @@ impl Figure for TopAnomalies<'_> {
             let below = y + SIDE * Self::SCALE + 3;
             text(
                 root,
-                &format!("#{}, label {}", shown.index, shown.label),
+                &match &shown.label {
+                    Some(label) => format!("#{}, label {label}", shown.index),
+                    None => format!("#{}", shown.index),
+                },
                 (x, below),
                 13.0,
             )?;
@@ -324,7 +346,7 @@ impl Figure for AnomalyRateByLabel<'_> {
             .x_label_area_size(48)
             .y_label_area_size(70)
             .build_cartesian_2d(-0.5..labels - 0.5, 0.0..top)?;
-        let names: Vec<String> = self.per_label.iter().map(|l| l.label.to_string()).collect();
+        let names: Vec<String> = self.per_label.iter().map(LabelCounts::shown).collect();
         chart
             .configure_mesh()
             .disable_x_mesh()

@@ -108,7 +108,7 @@ pub(crate) fn page(inputs: &ReportInputs, run_name: &str, extension: &str) -> St
         let _ = writeln!(
             labels,
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{:.2} %</td></tr>",
-            l.label,
+            escape(&l.shown()),
             l.images,
             l.anomalies,
             100.0 * l.anomaly_rate

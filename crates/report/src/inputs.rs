@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use ae_store::{History, Metrics, RocCurve, RunDir, Split, files};
+use ae_store::{FitSummary, History, Metrics, RocCurve, RunDir, Split, files};
 use ae_tables::ScoresTable;
 
 use crate::ReportError;
@@ -20,6 +20,8 @@ pub struct ReportInputs {
     pub metrics: Metrics,
     /// `train/history.csv`.
     pub history: History,
+    /// `train/fit.json`.
+    pub fit: FitSummary,
     /// `eval/roc.csv`, when the test split has ground truth.
     pub roc: Option<RocCurve>,
     /// The resolved config the report was made with, shown on the page.
@@ -36,6 +38,7 @@ impl ReportInputs {
             files::SCORES,
             files::METRICS,
             files::HISTORY,
+            files::FIT,
         ];
         if ground_truth {
             inputs.push(files::ROC);
@@ -56,6 +59,7 @@ impl ReportInputs {
         let scores = ScoresTable::read(&run.path(files::SCORES))?;
         let metrics = Metrics::load(&run.path(files::METRICS))?;
         let history = History::load(&run.path(files::HISTORY))?;
+        let fit = FitSummary::load(&run.path(files::FIT))?;
         let roc = if ground_truth {
             Some(RocCurve::load(&run.path(files::ROC))?)
         } else {
@@ -97,6 +101,7 @@ impl ReportInputs {
             scores,
             metrics,
             history,
+            fit,
             roc,
             config_text: config_text.to_string(),
         })

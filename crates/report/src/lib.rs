@@ -176,6 +176,7 @@ fn draw_figures(
     render(
         &LossCurves {
             history: &inputs.history,
+            fit: &inputs.fit,
         },
         &path("loss"),
         cfg.format,
@@ -256,7 +257,7 @@ mod tests {
     use std::fs::File;
 
     use ae_store::{
-        Confusion, Detection, EpochRecord, History, IMAGE_PIXELS, LabelCounts, Metrics,
+        Confusion, Detection, EpochRecord, FitSummary, History, IMAGE_PIXELS, LabelCounts, Metrics,
         OperatingPoint, RocCurve, Score, Split, Summary, ThresholdRule, ThresholdSource,
     };
     use ae_tables::ScoresTable;
@@ -280,13 +281,14 @@ mod tests {
         ReportInputs {
             test: Split {
                 images,
-                labels: labels.clone(),
+                labels: Some(labels.clone()),
+                label_names: None,
                 is_outlier: None,
             },
             decoded,
             scores: ScoresTable {
                 score: Score::Mse,
-                labels,
+                labels: Some(labels),
                 is_anomaly: mse.iter().map(|&m| f64::from(m) > threshold).collect(),
                 values: mse,
                 is_outlier: None,
@@ -305,6 +307,7 @@ mod tests {
                 per_label: (0..10)
                     .map(|label| LabelCounts {
                         label,
+                        name: None,
                         images: 2,
                         anomalies: usize::from(label % 3 == 0),
                         anomaly_rate: f64::from(u8::from(label % 3 == 0)) / 2.0,
@@ -322,6 +325,15 @@ mod tests {
                         seconds: 0.5,
                     })
                     .collect(),
+            },
+            fit: FitSummary {
+                epochs_run: 5,
+                max_epochs: 10,
+                kept_epoch: 3,
+                kept_val_loss: 0.03,
+                validated_on: "validation".into(),
+                stopped_early: true,
+                reason: "early stopping".into(),
             },
             roc: None,
             config_text: "name = \"<synthetic>\"".into(),
@@ -451,6 +463,7 @@ mod tests {
         render(
             &LossCurves {
                 history: &inputs.history,
+                fit: &inputs.fit,
             },
             &path,
             FigureFormat::Svg,

@@ -41,11 +41,14 @@ pub(crate) fn run(exp: &Experiment, epochs: u32, engines: &[BenchEngine]) -> any
         let cfg = TrainConfig {
             epochs,
             engine,
+            // Every epoch is timed.
+            early_stopping: None,
             ..exp.cfg.train.clone()
         };
         let clock = Instant::now();
-        let (_, history) =
-            ae_train::train_params(&cfg, &initial, exp.cfg.seed, &train, &test, exp.env.threads)?;
+        let history =
+            ae_train::train_params(&cfg, &initial, exp.cfg.seed, &train, &test, exp.env.threads)?
+                .history;
         tracing::debug!(
             "{} took {:.2} s in all",
             engine.name(),

@@ -73,6 +73,10 @@ pub(crate) fn run_plan(
     }
     let manifest_path = exp.run.path(files::MANIFEST);
     let mut manifest = Manifest::load(&manifest_path)?;
+    // The records of the stages this process produced: their digests were
+    // computed here, so a file whose stamp still matches is not read again
+    // when a later stage takes it as an input.
+    let mut produced_here = Manifest::default();
     let mut upstream_pending: Option<Stage> = None;
     for (stage, forced) in steps {
         let stage = *stage;
@@ -132,7 +136,7 @@ pub(crate) fn run_plan(
         manifest.save(&manifest_path)?;
         tracing::info!("started: {reason}");
         let clock = Instant::now();
-        let result = produce(bound, exp, &params, inputs, forced.is_some());
+        let result = produce(bound, exp, &params, &produced_here, forced.is_some());
         record.seconds = clock.elapsed().as_secs_f64();
         match &result {
             Ok(done) => {
@@ -152,6 +156,9 @@ pub(crate) fn run_plan(
             .insert(stage.name().to_string(), record.clone());
         manifest.save(&manifest_path)?;
         let done = result.with_context(|| format!("stage `{}` failed", stage.name()))?;
+        produced_here
+            .stages
+            .insert(stage.name().to_string(), record.clone());
         for line in &done.lines {
             // On stdout as the result; in run.log too, but not twice on a terminal.
             tracing::info!(target: crate::logging::LOG_FILE_ONLY, "{line}");
@@ -260,21 +267,19 @@ struct Produced {
 /// otherwise runs it and puts its outputs in the cache. What was computed
 /// anywhere with this fingerprint is restored, not computed again, unless
 /// the user asked for the stage to run (`forced`). The fingerprint's lock
-/// makes a second process wait for the first. The inputs are read again
-/// here, so that no digest recorded elsewhere (a manifest edited by hand)
-/// reaches this stage's record or fingerprint unchecked.
+/// makes a second process wait for the first. The inputs are judged against
+/// `produced_here` alone (the records this process made), so that no digest
+/// recorded elsewhere (a manifest edited by hand) reaches this stage's
+/// record or fingerprint unchecked: any other input is read again.
 fn produce(
     bound: &dyn BoundStage,
     exp: &Experiment,
     params: &Value,
-    inputs: Option<Vec<FileRecord>>,
+    produced_here: &Manifest,
     forced: bool,
 ) -> anyhow::Result<Produced> {
     let name = bound.stage().name();
-    let inputs = match inputs {
-        Some(_) => observe::inputs(bound, exp, &Manifest::default())?,
-        None => None,
-    };
+    let inputs = observe::inputs(bound, exp, produced_here)?;
     let locked = match (exp.cache(), &inputs, forced) {
         (Some(cache), Some(inputs), false) => {
             let fingerprint = staleness::fingerprint(name, params, inputs, PIPELINE_VERSION);
@@ -307,7 +312,7 @@ fn produce(
     // now (the stage fetched them); they are hashed once it has.
     let inputs = match inputs {
         Some(inputs) => inputs,
-        None => observe::inputs(bound, exp, &Manifest::default())?.with_context(|| {
+        None => observe::inputs(bound, exp, produced_here)?.with_context(|| {
             format!("stage `{name}` finished, but an input it fetches is still missing")
         })?,
     };

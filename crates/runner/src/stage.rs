@@ -128,7 +128,13 @@ pub(crate) fn bind(cfg: &ExperimentConfig) -> [Box<dyn BoundStage>; 5] {
     } = cfg;
     let ground_truth = data.has_ground_truth();
     [
-        bound::<DataStage>(Stage::Data, data.clone()),
+        bound::<DataStage>(
+            Stage::Data,
+            ae_data::StageConfig {
+                data: data.clone(),
+                seed: *seed,
+            },
+        ),
         bound::<TrainStage>(
             Stage::Train,
             ae_train::StageConfig {
@@ -149,6 +155,7 @@ pub(crate) fn bind(cfg: &ExperimentConfig) -> [Box<dyn BoundStage>; 5] {
             ae_eval::StageConfig {
                 eval: eval.clone(),
                 ground_truth,
+                latent: model.latent,
             },
         ),
         bound::<ReportStage>(
@@ -168,7 +175,7 @@ mod tests {
     use clap::ValueEnum;
 
     use super::*;
-    use crate::config::Override;
+    use crate::config::{Override, dotted_keys};
 
     /// Config keys that change no stage's params, each with the reason.
     const IN_NO_FINGERPRINT: [(&str, &str); 10] = [
@@ -211,26 +218,15 @@ mod tests {
             mirrors = ["http://a/"]
             normal_labels = [3]
             outliers = { dataset = "fashion-mnist", count = 5 }
+            format = "npy"
+            validation = 0.1
+            [train]
+            early_stopping = { patience = 3, min_delta = 0.001 }
             [eval]
             q = 95.0
             value = 0.5
         "#;
         toml::from_str(text).expect("every key set")
-    }
-
-    /// Calls `each` with every leaf key of `table` and its value.
-    fn leaves(prefix: &str, table: &toml::Table, each: &mut dyn FnMut(String, &toml::Value)) {
-        for (key, value) in table {
-            let key = if prefix.is_empty() {
-                key.clone()
-            } else {
-                format!("{prefix}.{key}")
-            };
-            match value {
-                toml::Value::Table(inner) => leaves(&key, inner, each),
-                value => each(key, value),
-            }
-        }
     }
 
     /// Another value of the same type, that the config still accepts.
@@ -253,6 +249,8 @@ mod tests {
                     ("data.dataset", _) => "mnist",
                     ("data.outliers.dataset", _) => "mnist",
                     ("train.engine", "fused") => "dfdx",
+                    ("train.validate_on", "test") => "validation",
+                    ("data.format", _) => "csv",
                     ("eval.score", "mse") => "mae",
                     ("eval.rule", "mean_multiple") => "percentile",
                     ("eval.source", "test") => "train",
@@ -289,16 +287,13 @@ mod tests {
         };
         let before = params(&base);
         let table: toml::Table = toml::from_str(&base.to_toml()).expect("the config as TOML");
-        let mut keys = Vec::new();
-        leaves("", &table, &mut |key, value| {
-            keys.push((key, value.clone()))
-        });
+        let keys = dotted_keys(&table);
         assert!(keys.len() > 30, "{keys:?}");
         for (key, value) in keys {
             let changed = Override {
                 argument: key.clone(),
                 key: key.clone(),
-                value: another(&key, &value),
+                value: another(&key, value),
             };
             let cfg = base
                 .with_overrides(&[changed])

@@ -109,11 +109,14 @@ pub(crate) fn changed_outputs(
 /// run directory may be found elsewhere with the same content; only the
 /// content counts.
 fn changed_inputs(recorded: &[FileRecord], now: &[FileRecord]) -> Option<String> {
+    // By key, so that a folder of 70,000 images is not compared pair by pair.
+    let recorded: std::collections::HashMap<&str, &FileRecord> =
+        recorded.iter().map(|r| (r.key(), r)).collect();
     for file in now {
         if file.sha256 == MISSING {
             return Some(format!("input {} missing", file.key()));
         }
-        match recorded.iter().find(|r| r.key() == file.key()) {
+        match recorded.get(file.key()) {
             Some(r) if r.sha256 == file.sha256 => {}
             Some(_) => return Some(format!("input {} changed", file.key())),
             None => return Some(format!("new input {}", file.key())),

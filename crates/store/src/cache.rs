@@ -16,11 +16,10 @@
 //! under a digest it does not have.
 
 use std::fs::{self, File};
-use std::io::{self, Read, Seek};
+use std::io::{self, Seek};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use crate::atomic::parent_dir;
 use crate::manifest::stat;
@@ -254,18 +253,7 @@ fn copy_verified(from: &Path, to: &Path, expected: &str) -> Result<(), StoreErro
     io::copy(&mut source, temp.as_file_mut()).map_err(write_err)?;
     let mut copy = temp.as_file();
     copy.seek(io::SeekFrom::Start(0)).map_err(write_err)?;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = match copy.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(write_err(e)),
-        };
-        hasher.update(&buf[..n]);
-    }
-    let found = crate::hash::to_hex(&hasher.finalize());
+    let found = crate::hash::sha256_reader(copy).map_err(write_err)?;
     if found != expected {
         return Err(StoreError::CorruptBlob {
             path: from.to_path_buf(),

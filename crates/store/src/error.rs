@@ -88,6 +88,19 @@ pub enum StoreError {
         /// Each missing, extra, misshaped or mistyped tensor.
         problems: Vec<String>,
     },
+    /// A detector file whose metadata is missing keys, altered, or of a
+    /// format version this `ae` does not read.
+    #[error(
+        "{} is not a detector this ae can use: {}; rerun the experiment's eval stage to write a new one",
+        path.display(),
+        problems.join("; ")
+    )]
+    Detector {
+        /// The file.
+        path: PathBuf,
+        /// Each missing or altered key.
+        problems: Vec<String>,
+    },
     /// A text file (CSV, JSON) that does not hold what its writer writes.
     #[error("{} is not valid: {message}; rerun the stage that writes it", path.display())]
     Format {

@@ -18,15 +18,20 @@ pub fn sha256_file(path: &Path) -> Result<String, StoreError> {
         source,
     };
     crate::regular_file(path)?;
-    let mut file = File::open(path).map_err(read_err)?;
+    let file = File::open(path).map_err(read_err)?;
+    sha256_reader(file).map_err(read_err)
+}
+
+/// The sha256 of everything `reader` yields, read in 1 MiB chunks.
+pub(crate) fn sha256_reader(mut reader: impl Read) -> io::Result<String> {
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
     loop {
-        match file.read(&mut buf) {
+        match reader.read(&mut buf) {
             Ok(0) => break,
             Ok(n) => hasher.update(&buf[..n]),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(read_err(e)),
+            Err(e) => return Err(e),
         }
     }
     Ok(to_hex(&hasher.finalize()))

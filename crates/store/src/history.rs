@@ -1,8 +1,43 @@
-//! `train/history.csv`: one row per epoch.
+//! `train/history.csv`: one row per epoch; `train/fit.json`: how the fit
+//! ended.
 
 use std::path::Path;
 
+use serde::{Deserialize, Serialize};
+
 use crate::StoreError;
+
+/// How a fit ended: what `train/fit.json` holds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FitSummary {
+    /// Epochs trained.
+    pub epochs_run: u32,
+    /// Epochs the config allowed (`train.epochs`).
+    pub max_epochs: u32,
+    /// The epoch whose weights were written: the last, or with early
+    /// stopping the one with the lowest validation loss.
+    pub kept_epoch: u32,
+    /// Its `val_loss`.
+    pub kept_val_loss: f64,
+    /// The split `val_loss` was measured on: `test` or `validation`.
+    pub validated_on: String,
+    /// Whether early stopping ended the fit before `max_epochs`.
+    pub stopped_early: bool,
+    /// Why it stopped and why that epoch was kept, in words.
+    pub reason: String,
+}
+
+impl FitSummary {
+    /// Writes it to `path` as JSON, atomically.
+    pub fn save(&self, path: &Path) -> Result<(), StoreError> {
+        crate::metrics::save_json(path, self)
+    }
+
+    /// Reads a file written by [`FitSummary::save`].
+    pub fn load(path: &Path) -> Result<Self, StoreError> {
+        crate::metrics::load_json(path)
+    }
+}
 
 /// One epoch's figures.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -11,7 +46,8 @@ pub struct EpochRecord {
     pub epoch: u32,
     /// Mean of the epoch's batch losses.
     pub loss: f64,
-    /// MSE over the whole test split after the epoch.
+    /// MSE over the whole validation split (the test split unless
+    /// `train.validate_on = "validation"`) after the epoch.
     pub val_loss: f64,
     /// Wall-clock seconds for the epoch, validation included.
     pub seconds: f64,

@@ -11,10 +11,14 @@ pub mod files {
     pub const RUN_LOG: &str = "run.log";
     /// Locked while an `ae` process works in the run directory.
     pub const LOCK: &str = ".lock";
-    /// The training split: `images` f32 `[N, 784]`, `labels` u8 `[N]`.
+    /// The training split: `images` f32 `[N, 784]`, `labels` u8 `[N]`
+    /// (when the images have labels).
     pub const TRAIN_SPLIT: &str = "data/train.safetensors";
     /// The test split, in the same layout as [`TRAIN_SPLIT`].
     pub const TEST_SPLIT: &str = "data/test.safetensors";
+    /// With `data.validation`: normal images held out of training, in the
+    /// same layout as [`TRAIN_SPLIT`].
+    pub const VALIDATION_SPLIT: &str = "data/validation.safetensors";
     /// The trained weights: `encoder.weight` `[L, 784]`, `encoder.bias` `[L]`,
     /// `decoder.weight` `[784, L]`, `decoder.bias` `[784]`.
     pub const MODEL: &str = "train/model.safetensors";
@@ -27,9 +31,18 @@ pub mod files {
     /// The training split's reconstructions, written only when the threshold
     /// is computed on the training split: `images` f32 `[N, 784]`.
     pub const TRAIN_DECODED: &str = "infer/train_decoded.safetensors";
+    /// The validation split's reconstructions, written only when the
+    /// threshold is computed on it: `images` f32 `[N, 784]`.
+    pub const VALIDATION_DECODED: &str = "infer/validation_decoded.safetensors";
+    /// How training ended: epochs run, the epoch whose weights were kept
+    /// and why it stopped, as JSON ([`crate::FitSummary`]).
+    pub const FIT: &str = "train/fit.json";
     /// One row per test image: `index` u32, `label` u8, the score f32,
     /// `is_anomaly` bool, and with ground truth `is_outlier` bool.
     pub const SCORES: &str = "eval/scores.parquet";
+    /// The one-file detector: the model's four tensors and, in the
+    /// safetensors `__metadata__`, what scoring needs ([`crate::DetectorInfo`]).
+    pub const DETECTOR: &str = "eval/detector.safetensors";
     /// The threshold, score summary and anomaly counts, as JSON.
     pub const METRICS: &str = "eval/metrics.json";
     /// With ground truth: the operating points as the threshold falls,

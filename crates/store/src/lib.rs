@@ -31,6 +31,7 @@
 mod atomic;
 mod cache;
 mod csv;
+mod detector;
 mod error;
 mod hash;
 mod history;
@@ -40,6 +41,7 @@ mod metrics;
 mod number;
 mod problem;
 mod read;
+mod rng;
 mod roc;
 mod split;
 mod stage;
@@ -47,9 +49,10 @@ mod tensors;
 
 pub use atomic::{create_dir_all, remove_stale_temps, temp_file_in, write_atomic};
 pub use cache::{Cache, CacheEntry};
+pub use detector::{DETECTOR_FORMAT, DETECTOR_INPUT, DETECTOR_VERSION, DetectorInfo};
 pub use error::StoreError;
 pub use hash::{sha256_file, sha256_hex};
-pub use history::{EpochRecord, History};
+pub use history::{EpochRecord, FitSummary, History};
 pub use layout::{RunDir, files};
 pub use manifest::{FileRecord, Manifest, StageRecord, StageStatus};
 pub use metrics::{
@@ -59,10 +62,13 @@ pub use metrics::{
 pub use number::readable;
 pub use problem::Problem;
 pub use read::{limits, read_bounded, read_bounded_text, regular_file};
+pub use rng::{RngStream, seeded_rng};
 pub use roc::{OperatingPoint, RocCurve};
 pub use split::{
-    IMAGE_PIXELS, IMAGE_SIDE, Split, read_codes, read_images, read_split, split_images_tensor,
-    write_codes, write_images, write_split,
+    IMAGE_PIXELS, IMAGE_SIDE, Split, SplitLabels, label_name, read_codes, read_images, read_split,
+    split_images_tensor, write_codes, write_images, write_split,
 };
 pub use stage::{Env, Input, PipelineStage, StageOutcome};
-pub use tensors::{Dtype, TensorFile, TensorOut, write_f32_le, write_tensors};
+pub use tensors::{
+    Dtype, TensorFile, TensorOut, write_f32_le, write_tensors, write_tensors_with_metadata,
+};

@@ -78,22 +78,48 @@ pub enum ThresholdSource {
     Test,
     /// The training split's scores, applied to the test split.
     Train,
+    /// The held-out validation split's scores (`data.validation`: normal
+    /// images the model was not fitted to), applied to the test split.
+    Validation,
+}
+
+impl LabelCounts {
+    /// How the class is shown: its name, or its number.
+    pub fn shown(&self) -> String {
+        self.name.clone().unwrap_or_else(|| self.label.to_string())
+    }
 }
 
 impl ThresholdSource {
-    /// The config value: `test` or `train`.
+    /// The config value: `test`, `train` or `validation`.
     pub fn name(self) -> &'static str {
         match self {
             ThresholdSource::Test => "test",
             ThresholdSource::Train => "train",
+            ThresholdSource::Validation => "validation",
         }
     }
 
-    /// `test` or `training`, as a sentence names the split.
+    /// `test`, `training` or `validation`, as a sentence names the split.
     pub fn split_name(self) -> &'static str {
         match self {
             ThresholdSource::Test => "test",
             ThresholdSource::Train => "training",
+            ThresholdSource::Validation => "validation",
+        }
+    }
+
+    /// The split whose scores set the threshold, and its reconstructions:
+    /// files of [`crate::files`]; `None` for the test split, which is
+    /// always reconstructed.
+    pub fn extra_split(self) -> Option<(&'static str, &'static str)> {
+        use crate::files;
+        match self {
+            ThresholdSource::Test => None,
+            ThresholdSource::Train => Some((files::TRAIN_SPLIT, files::TRAIN_DECODED)),
+            ThresholdSource::Validation => {
+                Some((files::VALIDATION_SPLIT, files::VALIDATION_DECODED))
+            }
         }
     }
 }
@@ -155,6 +181,9 @@ pub struct Metrics {
 pub struct LabelCounts {
     /// The class.
     pub label: u8,
+    /// The class's name, when the classes have names.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
     /// Test images with this label.
     pub images: usize,
     /// How many of them are anomalies.
@@ -218,22 +247,32 @@ impl Confusion {
     }
 }
 
+/// Writes `value` to `path` as pretty-printed JSON and a newline, atomically.
+pub(crate) fn save_json(path: &Path, value: &impl Serialize) -> Result<(), StoreError> {
+    crate::write_atomic(path, |out| {
+        serde_json::to_writer_pretty(&mut *out, value).map_err(io::Error::other)?;
+        out.write_all(b"\n")
+    })
+}
+
+/// Reads a JSON file of at most [`crate::limits::METRICS`] bytes.
+pub(crate) fn load_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, StoreError> {
+    let bytes = crate::read_bounded(path, crate::limits::METRICS)?;
+    serde_json::from_slice(&bytes).map_err(|source| StoreError::Json {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
 impl Metrics {
     /// Writes the metrics to `path` as pretty-printed JSON, atomically.
     pub fn save(&self, path: &Path) -> Result<(), StoreError> {
-        crate::write_atomic(path, |out| {
-            serde_json::to_writer_pretty(&mut *out, self).map_err(io::Error::other)?;
-            out.write_all(b"\n")
-        })
+        save_json(path, self)
     }
 
     /// Reads a file written by [`Metrics::save`].
     pub fn load(path: &Path) -> Result<Self, StoreError> {
-        let bytes = crate::read_bounded(path, crate::limits::METRICS)?;
-        serde_json::from_slice(&bytes).map_err(|source| StoreError::Json {
-            path: path.to_path_buf(),
-            source,
-        })
+        load_json(path)
     }
 }
 
@@ -277,6 +316,7 @@ mod tests {
             anomaly_rate: 0.25,
             per_label: vec![LabelCounts {
                 label: 7,
+                name: None,
                 images: 4,
                 anomalies: 1,
                 anomaly_rate: 0.25,

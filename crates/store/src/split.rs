@@ -1,15 +1,19 @@
 //! The image tensors of a run, each file with one reader and one writer
 //! here, so no other crate spells a tensor name:
 //! - the data stage's splits: `images` f32 `[N, 784]` in `[0, 1]`, `labels`
-//!   u8 `[N]` and, when the experiment knows which images are anomalies
-//!   (`data.normal_labels`, `data.outliers`), `is_outlier` u8 `[N]` (0 or 1);
+//!   u8 `[N]` when the images have labels and, when the experiment knows
+//!   which images are anomalies (`data.normal_labels`, `data.outliers`),
+//!   `is_outlier` u8 `[N]` (0 or 1); classes with names (folders of images)
+//!   keep them in the header's `__metadata__` as `label_names`, a JSON list
+//!   indexed by label;
 //! - reconstructions (`infer/decoded.safetensors`): `images` f32 `[N, 784]`;
 //! - codes (`infer/encoded.safetensors`): `latent` f32 `[N, L]`.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use crate::StoreError;
-use crate::tensors::{Dtype, TensorFile, TensorOut, write_tensors};
+use crate::tensors::{Dtype, TensorFile, TensorOut, write_tensors, write_tensors_with_metadata};
 
 /// Side length of an MNIST image.
 pub const IMAGE_SIDE: usize = 28;
@@ -20,15 +24,18 @@ const IMAGES: &str = "images";
 const LABELS: &str = "labels";
 const IS_OUTLIER: &str = "is_outlier";
 const LATENT: &str = "latent";
+const LABEL_NAMES: &str = "label_names";
 
 /// One split of a dataset in memory: images flattened row-major and scaled to
-/// `[0, 1]`, with one label per image.
-#[derive(Debug, Clone, PartialEq)]
+/// `[0, 1]`, with what is known of each.
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Split {
     /// `len() * IMAGE_PIXELS` values, image after image.
     pub images: Vec<f32>,
-    /// One class label per image.
-    pub labels: Vec<u8>,
+    /// One class label per image, when the images have labels.
+    pub labels: Option<Vec<u8>>,
+    /// The classes' names, indexed by label, when they have names.
+    pub label_names: Option<Vec<String>>,
     /// The ground truth, when known: whether each image is an anomaly.
     pub is_outlier: Option<Vec<bool>>,
 }
@@ -36,35 +43,72 @@ pub struct Split {
 impl Split {
     /// Number of images.
     pub fn len(&self) -> usize {
-        self.labels.len()
+        self.images.len() / IMAGE_PIXELS
     }
 
     /// True when the split holds no image.
     pub fn is_empty(&self) -> bool {
-        self.labels.is_empty()
+        self.images.is_empty()
     }
 
     /// The pixels of image `index`.
     pub fn image(&self, index: usize) -> &[f32] {
         &self.images[index * IMAGE_PIXELS..(index + 1) * IMAGE_PIXELS]
     }
+
+    /// The label of image `index`, by name where the classes have names.
+    pub fn label_of(&self, index: usize) -> Option<String> {
+        let label = *self.labels.as_ref()?.get(index)?;
+        Some(label_name(self.label_names.as_deref(), label))
+    }
 }
 
-/// Writes a split to `path`, atomically: `labels` and `is_outlier` (when
-/// known) as given, and `images` as the `[N, 784]` f32 tensor that `images`
-/// (a stream of tensor output) produces.
+/// How `label` is shown: its name in `names` (indexed by label), or the number.
+pub fn label_name(names: Option<&[String]>, label: u8) -> String {
+    names
+        .and_then(|names| names.get(usize::from(label)))
+        .cloned()
+        .unwrap_or_else(|| label.to_string())
+}
+
+/// What a split says of its images besides their pixels, each `[N]`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SplitLabels<'a> {
+    /// One class label per image, when the images have labels.
+    pub labels: Option<&'a [u8]>,
+    /// The classes' names, indexed by label.
+    pub names: Option<&'a [String]>,
+    /// Whether each image is an anomaly, when known.
+    pub is_outlier: Option<&'a [bool]>,
+}
+
+/// Writes a split to `path`, atomically: `images` as the `[N, 784]` f32
+/// tensor that it (a stream of tensor output) produces, then what `known`
+/// holds.
 pub fn write_split(
     path: &Path,
     images: TensorOut<'_>,
-    labels: &[u8],
-    is_outlier: Option<&[bool]>,
+    known: SplitLabels<'_>,
 ) -> Result<(), StoreError> {
-    let flags: Option<Vec<u8>> = is_outlier.map(|f| f.iter().map(|&b| u8::from(b)).collect());
-    let mut tensors = vec![images, TensorOut::u8(LABELS, vec![labels.len()], labels)];
+    let flags: Option<Vec<u8>> = known
+        .is_outlier
+        .map(|f| f.iter().map(|&b| u8::from(b)).collect());
+    let mut tensors = vec![images];
+    if let Some(labels) = known.labels {
+        tensors.push(TensorOut::u8(LABELS, vec![labels.len()], labels));
+    }
     if let Some(flags) = &flags {
         tensors.push(TensorOut::u8(IS_OUTLIER, vec![flags.len()], flags));
     }
-    write_tensors(path, &tensors)
+    let mut metadata = BTreeMap::new();
+    if let Some(names) = known.names {
+        let names = serde_json::to_string(names).map_err(|e| StoreError::Tensors {
+            path: path.to_path_buf(),
+            source: safetensors::SafeTensorError::JsonError(e),
+        })?;
+        metadata.insert(LABEL_NAMES.to_string(), names);
+    }
+    write_tensors_with_metadata(path, metadata, &tensors)
 }
 
 /// The tensor name and shape of a split's images, for [`write_split`].
@@ -73,23 +117,36 @@ pub fn split_images_tensor(n: usize) -> (&'static str, Vec<usize>) {
 }
 
 /// Reads a split written by [`write_split`], checking that it holds exactly
-/// `images` f32 `[N, 784]`, `labels` u8 `[N]` and optionally `is_outlier` u8 `[N]`.
+/// `images` f32 `[N, 784]` and optionally `labels` u8 `[N]`, `is_outlier`
+/// u8 `[N]` and `label_names`.
 pub fn read_split(path: &Path) -> Result<Split, StoreError> {
     let mut file = TensorFile::open(path)?;
     let n = file
-        .shape(LABELS)
+        .shape(IMAGES)
         .and_then(|s| s.first().copied())
         .unwrap_or(0);
+    let has_labels = file.shape(LABELS).is_some();
     let has_truth = file.shape(IS_OUTLIER).is_some();
     let (images_shape, one_per_image) = ([n, IMAGE_PIXELS], [n]);
-    let mut expected: Vec<(&str, Dtype, &[usize])> = vec![
-        (IMAGES, Dtype::F32, &images_shape),
-        (LABELS, Dtype::U8, &one_per_image),
-    ];
+    let mut expected: Vec<(&str, Dtype, &[usize])> = vec![(IMAGES, Dtype::F32, &images_shape)];
+    if has_labels {
+        expected.push((LABELS, Dtype::U8, &one_per_image));
+    }
     if has_truth {
         expected.push((IS_OUTLIER, Dtype::U8, &one_per_image));
     }
     file.expect_exactly(&expected)?;
+    let label_names = match file.metadata(LABEL_NAMES) {
+        None => None,
+        Some(text) => {
+            Some(
+                serde_json::from_str::<Vec<String>>(text).map_err(|e| StoreError::Layout {
+                    path: path.to_path_buf(),
+                    problems: vec![format!("`{LABEL_NAMES}` is not a JSON list of names: {e}")],
+                })?,
+            )
+        }
+    };
     let is_outlier = if has_truth {
         let flags = file.read_u8(IS_OUTLIER)?;
         if let Some(bad) = flags.iter().find(|&&f| f > 1) {
@@ -104,9 +161,15 @@ pub fn read_split(path: &Path) -> Result<Split, StoreError> {
     } else {
         None
     };
+    let labels = if has_labels {
+        Some(file.read_u8(LABELS)?)
+    } else {
+        None
+    };
     Ok(Split {
         images: file.read_f32(IMAGES)?,
-        labels: file.read_u8(LABELS)?,
+        labels,
+        label_names,
         is_outlier,
     })
 }
@@ -175,32 +238,42 @@ mod tests {
             .collect();
         let labels = vec![3, 7];
         let (name, shape) = split_images_tensor(2);
-        write_split(
-            &path,
-            TensorOut::f32(name, shape.clone(), &images),
-            &labels,
-            None,
-        )
-        .expect("write");
-        let plain = Split {
-            images: images.clone(),
-            labels: labels.clone(),
-            is_outlier: None,
+        let write = |known: SplitLabels<'_>| {
+            write_split(&path, TensorOut::f32(name, shape.clone(), &images), known).expect("write");
+            read_split(&path).expect("read")
         };
-        assert_eq!(read_split(&path).expect("read"), plain);
+        let unlabelled = Split {
+            images: images.clone(),
+            ..Split::default()
+        };
+        assert_eq!(write(SplitLabels::default()), unlabelled);
+        let plain = Split {
+            labels: Some(labels.clone()),
+            ..unlabelled
+        };
+        let known = SplitLabels {
+            labels: Some(&labels),
+            ..SplitLabels::default()
+        };
+        assert_eq!(write(known), plain);
         let truth = [false, true];
-        write_split(
-            &path,
-            TensorOut::f32(name, shape, &images),
-            &labels,
-            Some(&truth),
-        )
-        .expect("write");
         let with_truth = Split {
             is_outlier: Some(truth.to_vec()),
-            ..plain
+            ..plain.clone()
         };
-        assert_eq!(read_split(&path).expect("read"), with_truth);
+        let known = SplitLabels {
+            is_outlier: Some(&truth),
+            ..known
+        };
+        assert_eq!(write(known), with_truth);
+        let names: Vec<String> = (0..8).map(|i| format!("class {i}")).collect();
+        let named = write(SplitLabels {
+            names: Some(&names),
+            ..known
+        });
+        assert_eq!(named.label_names.as_ref(), Some(&names));
+        assert_eq!(named.label_of(1).as_deref(), Some("class 7"));
+        assert_eq!(plain.label_of(1).as_deref(), Some("7"));
     }
 
     #[test]
@@ -224,9 +297,8 @@ mod tests {
         let path = dir.path().join("bad.safetensors");
         write_tensors(&path, &[TensorOut::f32("images", vec![1, 2], &[0.0, 1.0])]).expect("write");
         let err = read_split(&path).expect_err("bad layout").to_string();
-        assert!(err.contains("tensor `labels` is missing"), "{err}");
         assert!(
-            err.contains("`images` has shape [1, 2], expected [0, 784]"),
+            err.contains("`images` has shape [1, 2], expected [1, 784]"),
             "{err}"
         );
     }

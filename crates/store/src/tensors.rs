@@ -4,6 +4,7 @@
 //! go straight between the file and the caller's buffers, so a 188 MB split
 //! is never held twice in memory.
 
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{self, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -103,6 +104,17 @@ pub fn write_f32_le(out: &mut dyn Write, values: &[f32]) -> io::Result<()> {
 
 /// Writes `tensors`, in order, as a safetensors file at `path`, atomically.
 pub fn write_tensors(path: &Path, tensors: &[TensorOut<'_>]) -> Result<(), StoreError> {
+    write_tensors_with_metadata(path, BTreeMap::new(), tensors)
+}
+
+/// Writes `tensors`, in order, with `metadata` as the header's
+/// `__metadata__` (left out when empty), as a safetensors file at `path`,
+/// atomically.
+pub fn write_tensors_with_metadata(
+    path: &Path,
+    metadata: BTreeMap<String, String>,
+    tensors: &[TensorOut<'_>],
+) -> Result<(), StoreError> {
     let mut offset = 0;
     let infos = tensors
         .iter()
@@ -120,9 +132,21 @@ pub fn write_tensors(path: &Path, tensors: &[TensorOut<'_>]) -> Result<(), Store
         path: path.to_path_buf(),
         source,
     };
-    let metadata = Metadata::new(None, infos).map_err(tensors_err)?;
-    let mut header = serde_json::to_vec(&metadata)
-        .map_err(|e| tensors_err(safetensors::SafeTensorError::JsonError(e)))?;
+    let json_err = |e| tensors_err(safetensors::SafeTensorError::JsonError(e));
+    let tensors_only = Metadata::new(None, infos).map_err(tensors_err)?;
+    let mut header = serde_json::to_vec(&tensors_only).map_err(json_err)?;
+    if !metadata.is_empty() {
+        // The crate keeps `__metadata__` in a HashMap, whose order changes
+        // from one process to the next; written here sorted, so that the
+        // same metadata gives the same bytes.
+        let mut sorted = br#"{"__metadata__":"#.to_vec();
+        sorted.extend(serde_json::to_vec(&metadata).map_err(json_err)?);
+        if header.len() > 2 {
+            sorted.push(b',');
+        }
+        sorted.extend_from_slice(&header[1..]);
+        header = sorted;
+    }
     // Pad with spaces so the data starts 8-byte aligned, as the crate does.
     header.resize(header.len().next_multiple_of(8), b' ');
     crate::write_atomic(path, |out| {
@@ -225,6 +249,24 @@ impl TensorFile {
         &self.path
     }
 
+    /// The header's whole `__metadata__` (empty when it has none).
+    pub fn metadata_map(&self) -> BTreeMap<String, String> {
+        self.metadata
+            .metadata()
+            .as_ref()
+            .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+            .unwrap_or_default()
+    }
+
+    /// The value of `key` in the header's `__metadata__`, if present.
+    pub fn metadata(&self, key: &str) -> Option<&str> {
+        self.metadata
+            .metadata()
+            .as_ref()
+            .and_then(|m| m.get(key))
+            .map(String::as_str)
+    }
+
     /// The shape of tensor `name`, if present.
     pub fn shape(&self, name: &str) -> Option<&[usize]> {
         self.metadata.info(name).map(|info| info.shape.as_slice())
@@ -322,6 +364,45 @@ impl TensorFile {
         BufReader::with_capacity(1 << 20, &self.file)
             .read_exact(buf)
             .map_err(read_err)
+    }
+}
+
+#[cfg(test)]
+mod metadata_tests {
+    use super::*;
+
+    /// Regression: the safetensors crate wrote `__metadata__` in HashMap
+    /// order, so the same detector came out as different bytes each run.
+    #[test]
+    fn metadata_is_written_sorted_and_read_back() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let metadata: BTreeMap<String, String> = (0..20)
+            .map(|i| (format!("key{i:02}"), format!("value {i}")))
+            .collect();
+        let values = [1.0f32, 2.0];
+        let write = |name: &str| {
+            let path = dir.path().join(name);
+            write_tensors_with_metadata(
+                &path,
+                metadata.clone(),
+                &[TensorOut::f32("x", vec![2], &values)],
+            )
+            .expect("write");
+            path
+        };
+        let first = std::fs::read(write("a.safetensors")).expect("read");
+        for name in ["b", "c", "d"] {
+            let again = std::fs::read(write(name)).expect("read");
+            assert_eq!(again, first, "the same metadata, the same bytes");
+        }
+        let file = TensorFile::open(&dir.path().join("a.safetensors")).expect("open");
+        assert_eq!(file.metadata_map(), metadata);
+        assert_eq!(file.shape("x"), Some(&[2][..]));
+        let header = String::from_utf8_lossy(&first[8..]);
+        assert!(
+            header.starts_with(r#"{"__metadata__":{"key00":"value 0","key01""#),
+            "{header}"
+        );
     }
 }
 

@@ -10,15 +10,15 @@ use polars::prelude::{Column, DataFrame, ParquetReader, PolarsResult, SerReader}
 use crate::{FrameFormat, TableError, write_frame};
 
 /// The scores of a test split. Columns in the file, in order: `index` u32,
-/// `label` u8, the score f32 (named `mse` or `mae`, see [`Score::column`]),
-/// `is_anomaly` bool (flagged) and, with ground truth, `is_outlier` bool
-/// (truly an anomaly).
+/// `label` u8 (when the images have labels), the score f32 (named `mse` or
+/// `mae`, see [`Score::column`]), `is_anomaly` bool (flagged) and, with
+/// ground truth, `is_outlier` bool (truly an anomaly).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ScoresTable {
     /// How the images were scored, which names the score column.
     pub score: Score,
-    /// Each image's class.
-    pub labels: Vec<u8>,
+    /// Each image's class, when they have classes.
+    pub labels: Option<Vec<u8>>,
     /// Each image's score.
     pub values: Vec<f32>,
     /// Whether each image is above the threshold.
@@ -34,8 +34,12 @@ const IS_OUTLIER: &str = "is_outlier";
 
 impl ScoresTable {
     /// The file's column names, in order.
-    pub fn columns(score: Score, ground_truth: bool) -> Vec<&'static str> {
-        let mut names = vec![INDEX, LABEL, score.column(), IS_ANOMALY];
+    pub fn columns(score: Score, labels: bool, ground_truth: bool) -> Vec<&'static str> {
+        let mut names = vec![INDEX];
+        if labels {
+            names.push(LABEL);
+        }
+        names.extend([score.column(), IS_ANOMALY]);
         if ground_truth {
             names.push(IS_OUTLIER);
         }
@@ -54,16 +58,17 @@ impl ScoresTable {
 
     /// The table as a DataFrame, one row per image in index order.
     pub fn frame(&self) -> PolarsResult<DataFrame> {
-        let names = Self::columns(self.score, self.is_outlier.is_some());
         let index: Vec<u32> = (0..self.values.len() as u32).collect();
-        let mut columns = vec![
-            Column::new(names[0].into(), index),
-            Column::new(names[1].into(), &self.labels),
-            Column::new(names[2].into(), &self.values),
-            Column::new(names[3].into(), &self.is_anomaly),
-        ];
+        let mut columns = vec![Column::new(INDEX.into(), index)];
+        if let Some(labels) = &self.labels {
+            columns.push(Column::new(LABEL.into(), labels));
+        }
+        columns.extend([
+            Column::new(self.score.column().into(), &self.values),
+            Column::new(IS_ANOMALY.into(), &self.is_anomaly),
+        ]);
         if let Some(truth) = &self.is_outlier {
-            columns.push(Column::new(names[4].into(), truth));
+            columns.push(Column::new(IS_OUTLIER.into(), truth));
         }
         DataFrame::new(self.values.len(), columns)
     }
@@ -103,9 +108,13 @@ impl ScoresTable {
             Ok(_) => Some(columns.bools(IS_OUTLIER)?),
             Err(_) => None,
         };
+        let labels = match frame.column(LABEL) {
+            Ok(_) => Some(columns.get(LABEL, |c| c.u8().map(|c| c.iter().collect()))?),
+            Err(_) => None,
+        };
         Ok(Self {
             score,
-            labels: columns.get(LABEL, |c| c.u8().map(|c| c.iter().collect()))?,
+            labels,
             values: columns.get(score.column(), |c| c.f32().map(|c| c.iter().collect()))?,
             is_anomaly: columns.bools(IS_ANOMALY)?,
             is_outlier,
@@ -156,7 +165,7 @@ mod tests {
         let path = dir.path().join("eval/scores.parquet");
         let mut table = ScoresTable {
             score: Score::Mae,
-            labels: vec![3, 1, 4],
+            labels: Some(vec![3, 1, 4]),
             values: vec![0.5, 0.25, 1.5],
             is_anomaly: vec![false, false, true],
             is_outlier: None,
@@ -169,7 +178,10 @@ mod tests {
         assert_eq!(ScoresTable::read(&path).expect("read"), table);
         let frame = table.frame().expect("frame");
         let names: Vec<&str> = frame.columns().iter().map(|c| c.name().as_str()).collect();
-        assert_eq!(names, ScoresTable::columns(Score::Mse, true));
+        assert_eq!(names, ScoresTable::columns(Score::Mse, true, true));
+        table.labels = None;
+        table.write(&path).expect("write");
+        assert_eq!(ScoresTable::read(&path).expect("read"), table);
     }
 
     #[test]

@@ -22,6 +22,32 @@ pub const MNIST_FILES: [&str; 4] = [
     "t10k-labels-idx1-ubyte",
 ];
 
+/// A NumPy `.npy` file as `np.save` writes it (format 1.0, the header
+/// padded to a multiple of 64 bytes) holding `body`, an array of `descr`
+/// (`|u1`, `<f4`, `<i8`, ...) and `shape`.
+pub fn npy(descr: &str, shape: &[usize], body: &[u8]) -> Vec<u8> {
+    let shape = match shape {
+        [n] => format!("({n},)"),
+        dims => format!(
+            "({})",
+            dims.iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    };
+    let mut dict = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}");
+    while (10 + dict.len() + 1) % 64 != 0 {
+        dict.push(' ');
+    }
+    dict.push('\n');
+    let mut out = b"\x93NUMPY\x01\x00".to_vec();
+    out.extend((dict.len() as u16).to_le_bytes());
+    out.extend(dict.as_bytes());
+    out.extend(body);
+    out
+}
+
 /// gzip-compresses `bytes`.
 pub fn gzip(bytes: &[u8]) -> Vec<u8> {
     let mut encoder = GzEncoder::new(Vec::new(), Compression::fast());

@@ -24,6 +24,40 @@ impl Engine {
     }
 }
 
+/// The split whose loss is measured after every epoch (`val_loss`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ValidateOn {
+    /// The test split, as the Keras exercise does (`validation_data`).
+    #[default]
+    Test,
+    /// The held-out validation split of `data.validation`.
+    Validation,
+}
+
+impl ValidateOn {
+    /// The config value.
+    pub fn name(self) -> &'static str {
+        match self {
+            ValidateOn::Test => "test",
+            ValidateOn::Validation => "validation",
+        }
+    }
+}
+
+/// `train.early_stopping = { patience = N, min_delta = x }`: stop when the
+/// validation loss has not fallen by more than `min_delta` below its best
+/// for `patience` epochs in a row, and keep the best epoch's weights.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EarlyStopping {
+    /// Epochs without improvement before training stops.
+    pub patience: u32,
+    /// The least fall in validation loss that counts as an improvement.
+    #[serde(default)]
+    pub min_delta: f64,
+}
+
 /// `[train]`: Adam on the reconstruction MSE, with Keras's defaults.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -44,6 +78,11 @@ pub struct TrainConfig {
     pub epsilon: f64,
     /// Which implementation computes the steps.
     pub engine: Engine,
+    /// The split `val_loss` is measured on after every epoch.
+    pub validate_on: ValidateOn,
+    /// Stop when the validation loss stops improving (validation split only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub early_stopping: Option<EarlyStopping>,
 }
 
 impl Default for TrainConfig {
@@ -57,6 +96,8 @@ impl Default for TrainConfig {
             beta2: 0.999,
             epsilon: 1e-7,
             engine: Engine::Fused,
+            validate_on: ValidateOn::Test,
+            early_stopping: None,
         }
     }
 }
@@ -101,6 +142,29 @@ impl TrainConfig {
                 self.epsilon,
                 "must be greater than 0 and at most 1",
             ));
+        }
+        if let Some(stopping) = &self.early_stopping {
+            if self.validate_on == ValidateOn::Test {
+                problems.push(Problem::new(
+                    "train.early_stopping",
+                    format!("{{ patience = {} }}", stopping.patience),
+                    "would choose the epoch on the test split, tuning the model on test data: set train.validate_on = \"validation\" (with data.validation)",
+                ));
+            }
+            if stopping.patience == 0 || stopping.patience > 100_000 {
+                problems.push(Problem::new(
+                    "train.early_stopping.patience",
+                    stopping.patience,
+                    "must be between 1 and 100000",
+                ));
+            }
+            if !(stopping.min_delta.is_finite() && stopping.min_delta >= 0.0) {
+                problems.push(Problem::new(
+                    "train.early_stopping.min_delta",
+                    stopping.min_delta,
+                    "must be a finite number at least 0",
+                ));
+            }
         }
         problems
     }

@@ -18,13 +18,13 @@ mod fit;
 mod fused;
 
 use ae_model::{ModelConfig, ModelError, Params, with_latent};
-use ae_store::{Env, History, Input, PipelineStage, RunDir, StoreError, files};
+use ae_store::{Env, Input, PipelineStage, RunDir, StoreError, files};
 use serde_json::json;
 
-pub use config::{Engine, TrainConfig};
+pub use config::{EarlyStopping, Engine, TrainConfig, ValidateOn};
 pub use dfdx_engine::DfdxEngine;
 pub use engine::{AdamSettings, TrainEngine};
-pub use fit::fit;
+pub use fit::{Fit, fit};
 pub use fused::FusedEngine;
 
 /// Why training failed.
@@ -78,12 +78,12 @@ impl PipelineStage for TrainStage {
     type Outcome = ();
     type Error = TrainError;
 
-    fn inputs(_cfg: &StageConfig, _env: &Env) -> Vec<Input> {
-        Input::run_files([files::TRAIN_SPLIT, files::TEST_SPLIT])
+    fn inputs(cfg: &StageConfig, _env: &Env) -> Vec<Input> {
+        Input::run_files([files::TRAIN_SPLIT, validation_file(cfg.train.validate_on)])
     }
 
     fn outputs(_cfg: &StageConfig) -> Vec<String> {
-        [files::MODEL, files::HISTORY]
+        [files::MODEL, files::HISTORY, files::FIT]
             .into_iter()
             .map(String::from)
             .collect()
@@ -104,6 +104,8 @@ impl PipelineStage for TrainStage {
                     beta2,
                     epsilon,
                     engine,
+                    validate_on,
+                    early_stopping,
                 },
             seed,
         } = cfg;
@@ -113,6 +115,7 @@ impl PipelineStage for TrainStage {
                 "epochs": epochs, "batch_size": batch_size, "shuffle": shuffle,
                 "learning_rate": learning_rate, "beta1": beta1, "beta2": beta2,
                 "epsilon": epsilon, "engine": engine,
+                "validate_on": validate_on, "early_stopping": early_stopping,
             },
             "seed": seed,
         })
@@ -120,20 +123,29 @@ impl PipelineStage for TrainStage {
 
     fn run(cfg: &StageConfig, env: &Env, run: &RunDir) -> Result<(), TrainError> {
         let train = ae_store::read_split(&run.path(files::TRAIN_SPLIT))?;
-        let test = ae_store::read_split(&run.path(files::TEST_SPLIT))?;
+        let validate_on = cfg.train.validate_on;
+        let validation = ae_store::read_split(&run.path(validation_file(validate_on)))?;
         tracing::info!(
-            "{} training and {} test images; {} engine, latent {}",
+            "{} training images, validating on {} {} images; {} engine, latent {}",
             train.len(),
-            test.len(),
+            validation.len(),
+            validate_on.name(),
             cfg.train.engine.name(),
             cfg.model.latent
         );
         let initial = Params::glorot(cfg.model.latent, cfg.seed)?;
-        let (params, history) =
-            train_params(&cfg.train, &initial, cfg.seed, &train, &test, env.threads)?;
-        params.save(&run.path(files::MODEL))?;
-        history.save(&run.path(files::HISTORY))?;
-        if let Some(last) = history.last() {
+        let fit = train_params(
+            &cfg.train,
+            &initial,
+            cfg.seed,
+            &train,
+            &validation,
+            env.threads,
+        )?;
+        fit.params.save(&run.path(files::MODEL))?;
+        fit.history.save(&run.path(files::HISTORY))?;
+        fit.summary.save(&run.path(files::FIT))?;
+        if let Some(last) = fit.history.last() {
             tracing::info!(
                 "final loss {:.6}, val_loss {:.6} after {} epochs",
                 last.loss,
@@ -141,20 +153,31 @@ impl PipelineStage for TrainStage {
                 last.epoch
             );
         }
+        tracing::info!("{}", fit.summary.reason);
         Ok(())
     }
 }
 
-/// Trains from `initial` with the configured engine; returns the final
-/// weights and the history.
+/// The split `val_loss` is measured on.
+fn validation_file(on: ValidateOn) -> &'static str {
+    match on {
+        ValidateOn::Test => files::TEST_SPLIT,
+        ValidateOn::Validation => files::VALIDATION_SPLIT,
+    }
+}
+
+/// Trains from `initial` with the configured engine, validating on
+/// `validation` after every epoch; returns the weights kept (the last
+/// epoch's, or with early stopping the best one's), the history and how the
+/// fit ended.
 pub fn train_params(
     cfg: &TrainConfig,
     initial: &Params,
     seed: u64,
     train: &ae_store::Split,
-    test: &ae_store::Split,
+    validation: &ae_store::Split,
     threads: MaxThreads,
-) -> Result<(Params, History), TrainError> {
+) -> Result<Fit, TrainError> {
     let adam = AdamSettings::from(cfg);
     // dfdx hands its GEMMs to rayon's current pool; on these small shapes one
     // thread is faster than two (waking a worker costs more than it saves).
@@ -164,8 +187,7 @@ pub fn train_params(
     pool.install(|| {
         let _entered = span.enter();
         let mut engine = engine(cfg.engine, initial, adam, threads)?;
-        let history = fit(engine.as_mut(), cfg, seed, train, test)?;
-        Ok((engine.params(), history))
+        fit(engine.as_mut(), cfg, seed, train, validation)
     })
 }
 

@@ -2,7 +2,9 @@
 //! hand-computed Adam step; the epoch loop's divergence check.
 
 use ae_model::{INPUT, Params};
-use ae_train::{AdamSettings, DfdxEngine, FusedEngine, TrainConfig, TrainEngine};
+use ae_train::{
+    AdamSettings, DfdxEngine, EarlyStopping, FusedEngine, TrainConfig, TrainEngine, ValidateOn,
+};
 
 const KERAS_ADAM: AdamSettings = AdamSettings {
     learning_rate: 1e-3,
@@ -239,8 +241,7 @@ impl TrainEngine for Exploding {
 fn a_loss_that_becomes_nan_stops_training_naming_the_epoch() {
     let split = ae_store::Split {
         images: images(4, 0),
-        labels: vec![0; 4],
-        is_outlier: None,
+        ..ae_store::Split::default()
     };
     let cfg = TrainConfig {
         epochs: 5,
@@ -254,4 +255,72 @@ fn a_loss_that_becomes_nan_stops_training_naming_the_epoch() {
         "{message}"
     );
     assert!(message.contains("lower train.learning_rate"), "{message}");
+}
+
+/// An engine whose validation loss follows a script and whose weights say
+/// which epoch made them.
+struct Scripted {
+    epoch: u64,
+    curve: Vec<f64>,
+}
+
+impl TrainEngine for Scripted {
+    fn train_epoch(&mut self, _: &[f32], _: &[usize], _: usize) -> f64 {
+        self.epoch += 1;
+        0.5
+    }
+    fn squared_error_sum(&mut self, images: &[f32]) -> f64 {
+        self.curve[self.epoch as usize - 1] * images.len() as f64
+    }
+    fn params(&self) -> Params {
+        Params::glorot(8, self.epoch).expect("init")
+    }
+}
+
+#[test]
+fn early_stopping_stops_on_a_plateau_and_keeps_the_best_weights() {
+    let split = ae_store::Split {
+        images: images(4, 0),
+        ..ae_store::Split::default()
+    };
+    let curve = vec![0.9, 0.5, 0.3, 0.31, 0.299, 0.35, 0.2, 0.1, 0.05, 0.01];
+    let cfg = TrainConfig {
+        epochs: 10,
+        batch_size: 2,
+        validate_on: ValidateOn::Validation,
+        early_stopping: Some(EarlyStopping {
+            patience: 3,
+            min_delta: 0.005,
+        }),
+        ..TrainConfig::default()
+    };
+    let mut engine = Scripted {
+        epoch: 0,
+        curve: curve.clone(),
+    };
+    let fit = ae_train::fit(&mut engine, &cfg, 0, &split, &split).expect("fit");
+    // 0.299 is not 0.005 below 0.3, so epoch 3 stays the best; three epochs
+    // without improvement (4, 5, 6) stop it after epoch 6.
+    assert_eq!(fit.history.epochs.len(), 6);
+    assert_eq!((fit.summary.kept_epoch, fit.summary.epochs_run), (3, 6));
+    assert!(fit.summary.stopped_early);
+    assert!(
+        fit.summary.reason.contains("kept epoch 3"),
+        "{}",
+        fit.summary.reason
+    );
+    assert_eq!(
+        fit.params,
+        Params::glorot(8, 3).expect("init"),
+        "epoch 3's weights"
+    );
+    // Without early stopping every epoch runs and the last weights are kept.
+    let cfg = TrainConfig {
+        early_stopping: None,
+        ..cfg
+    };
+    let mut engine = Scripted { epoch: 0, curve };
+    let fit = ae_train::fit(&mut engine, &cfg, 0, &split, &split).expect("fit");
+    assert_eq!((fit.summary.kept_epoch, fit.history.epochs.len()), (10, 10));
+    assert_eq!(fit.params, Params::glorot(8, 10).expect("init"));
 }

@@ -21,7 +21,7 @@ use ae_store::Problem;
 use ae_train::TrainConfig;
 use serde::{Deserialize, Serialize};
 
-pub(crate) use overrides::Override;
+pub(crate) use overrides::{Override, dotted_keys};
 
 /// One experiment: every stage's settings and the seed that drives every random stream.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -201,6 +201,24 @@ impl ExperimentConfig {
         problems.extend(self.train.validate());
         problems.extend(self.eval.validate());
         problems.extend(self.report.validate());
+        problems.extend(self.validate_across_sections());
+        problems
+    }
+
+    /// What one section asks of another: a validation split for the stages
+    /// that use one.
+    fn validate_across_sections(&self) -> Vec<Problem> {
+        let mut problems = Vec::new();
+        if self.data.has_validation() {
+            return problems;
+        }
+        let needs = "needs a validation split: set data.validation (e.g. 0.1, a fraction of the training images held out)";
+        if self.train.validate_on == ae_train::ValidateOn::Validation {
+            problems.push(Problem::new("train.validate_on", "\"validation\"", needs));
+        }
+        if self.eval.source == ae_eval::ThresholdSource::Validation {
+            problems.push(Problem::new("eval.source", "\"validation\"", needs));
+        }
         problems
     }
 

@@ -101,3 +101,25 @@ fn set(table: &mut toml::Table, o: &Override) -> Result<(), ConfigError> {
     current.insert(last.to_string(), o.value.clone());
     Ok(())
 }
+
+/// Every dotted key of `table` that holds a value, with the value, in the
+/// table's order (a nested table is a section, so `[grid.model]` with
+/// `latent` and `model.latent` give the same key).
+pub(crate) fn dotted_keys(table: &toml::Table) -> Vec<(String, &toml::Value)> {
+    fn walk<'a>(prefix: &str, table: &'a toml::Table, out: &mut Vec<(String, &'a toml::Value)>) {
+        for (key, value) in table {
+            let dotted = if prefix.is_empty() {
+                key.clone()
+            } else {
+                format!("{prefix}.{key}")
+            };
+            match value {
+                toml::Value::Table(inner) => walk(&dotted, inner, out),
+                value => out.push((dotted, value)),
+            }
+        }
+    }
+    let mut keys = Vec::new();
+    walk("", table, &mut keys);
+    keys
+}

@@ -21,7 +21,7 @@ use serde::Deserialize;
 
 use ae_report::sweep::Metric;
 
-use crate::config::{ConfigError, ExperimentConfig, MAX_FOLDER_NAME, Override};
+use crate::config::{ConfigError, ExperimentConfig, MAX_FOLDER_NAME, Override, dotted_keys};
 
 /// What a sweep file holds, as written.
 #[derive(Debug, Deserialize)]
@@ -117,15 +117,14 @@ impl Sweep {
         let folder = file.parent().unwrap_or(Path::new(""));
         let base = tidy(folder.join(&spec.base));
 
-        let mut fixed = Vec::new();
-        flatten("", &spec.set, &mut |key, value| {
-            fixed.push(override_of(&key, value.clone()));
-            Ok(())
-        })?;
+        let mut fixed: Vec<Override> = dotted_keys(&spec.set)
+            .into_iter()
+            .map(|(key, value)| override_of(&key, value.clone()))
+            .collect();
         fixed.extend(extra.iter().cloned());
 
         let mut axes = Vec::new();
-        flatten("", &spec.grid, &mut |key, value| {
+        for (key, value) in dotted_keys(&spec.grid) {
             let toml::Value::Array(values) = value else {
                 bail!(
                     "{}: grid key `{key}` must be a list of values, e.g. {key} = [1, 2]",
@@ -140,8 +139,7 @@ impl Sweep {
                 key,
                 values: values.clone(),
             });
-            Ok(())
-        })?;
+        }
         if axes.is_empty() {
             bail!(
                 "{}: [grid] is empty; give at least one key with a list of values, e.g. seed = [0, 1, 2]",
@@ -257,27 +255,6 @@ impl Sweep {
             .filter(|(_, a)| a.values.len() > 1)
             .collect()
     }
-}
-
-/// Calls `each` with every dotted key of `table` that holds a value (a
-/// nested table is a section, so `[grid.model]` and `model.latent` agree).
-fn flatten(
-    prefix: &str,
-    table: &toml::Table,
-    each: &mut dyn FnMut(String, &toml::Value) -> anyhow::Result<()>,
-) -> anyhow::Result<()> {
-    for (key, value) in table {
-        let dotted = if prefix.is_empty() {
-            key.clone()
-        } else {
-            format!("{prefix}.{key}")
-        };
-        match value {
-            toml::Value::Table(inner) => flatten(&dotted, inner, each)?,
-            value => each(dotted, value)?,
-        }
-    }
-    Ok(())
 }
 
 /// `configs/sweeps/../default.toml` as `configs/default.toml`, when both

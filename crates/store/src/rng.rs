@@ -1,3 +1,6 @@
+//! The random streams of an experiment: one config seed, one independent
+//! ChaCha8 stream per use.
+
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
@@ -9,6 +12,8 @@ pub enum RngStream {
     Init = 1,
     /// The training split's order, epoch after epoch.
     Shuffle = 2,
+    /// Which training images are held out as the validation split.
+    Holdout = 3,
 }
 
 /// A portable, reproducible generator for `stream` of `seed`: ChaCha8, whose
