@@ -15,7 +15,7 @@ use ae_testkit::npy;
 const PIXELS: usize = 784;
 
 /// The synthetic splits (the same as [`Sandbox::synthetic`]'s IDX files).
-fn splits() -> [(&'static str, Vec<u8>, Vec<u8>); 2] {
+pub(crate) fn splits() -> [(&'static str, Vec<u8>, Vec<u8>); 2] {
     let (train_pixels, train_labels) = synthetic_digits(SYNTH_TRAIN, 1);
     let (test_pixels, test_labels) = synthetic_digits(SYNTH_TEST, 2);
     [
@@ -143,7 +143,7 @@ fn table(pixels: &[u8], labels: Option<&[u8]>) -> DataFrame {
 }
 
 /// Writes `<split>.csv` and `<split>.parquet` in the Kaggle layout under `root`.
-fn write_tables(root: &Path, split: &str, pixels: &[u8], labels: &[u8]) {
+pub(crate) fn write_tables(root: &Path, split: &str, pixels: &[u8], labels: &[u8]) {
     let mut frame = table(pixels, Some(labels));
     CsvWriter::new(fs::File::create(root.join(format!("{split}.csv"))).expect("csv"))
         .finish(&mut frame)

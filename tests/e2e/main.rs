@@ -16,6 +16,7 @@ mod hostile;
 mod integrity;
 mod own_files;
 mod report;
+mod score;
 mod staleness;
 mod support;
 mod sweep;

@@ -147,6 +147,31 @@ impl Format {
             Format::Parquet => "parquet",
         }
     }
+
+    /// Every format, in the order the docs list them.
+    pub const ALL: [Format; 6] = [
+        Format::Idx,
+        Format::Npy,
+        Format::Npz,
+        Format::Folder,
+        Format::Csv,
+        Format::Parquet,
+    ];
+}
+
+impl std::str::FromStr for Format {
+    type Err = String;
+
+    /// A format by its [name](Format::name).
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        Format::ALL
+            .into_iter()
+            .find(|f| f.name() == name)
+            .ok_or_else(|| {
+                let names: Vec<&str> = Format::ALL.iter().map(|f| f.name()).collect();
+                format!("unknown format {name:?}; one of {}", names.join(", "))
+            })
+    }
 }
 
 impl fmt::Display for Format {

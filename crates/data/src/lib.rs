@@ -30,6 +30,7 @@ mod holdout;
 pub mod idx;
 mod labels;
 mod raw;
+pub mod scan;
 mod select;
 mod source;
 mod sources;

@@ -4,7 +4,9 @@
 
 use std::collections::BTreeSet;
 
-use ae_store::{LabelCounts, Metrics, Summary, TOP_INDICES, ThresholdRule, readable};
+use ae_store::{
+    LabelCounts, Metrics, Score, Summary, TOP_INDICES, ThresholdRule, ThresholdSource, readable,
+};
 
 use crate::EvalConfig;
 use crate::scores::summarize;
@@ -72,21 +74,36 @@ pub fn compute(
 /// The seed's line, with the threshold beside it:
 /// `Found 587 anomalies! (587 of 10000 test images, 5.87 %; threshold ...)`.
 pub fn found_line(m: &Metrics) -> String {
-    let score = m.score.name();
-    let rule = match m.rule {
-        ThresholdRule::MeanMultiple => format!("{} × the mean {score}", m.parameter),
-        ThresholdRule::Percentile => format!("the {}th percentile of the {score}", m.parameter),
-        ThresholdRule::MeanStd => format!("the mean {score} + {} standard deviations", m.parameter),
-        ThresholdRule::Value => "a fixed value".to_string(),
-    };
     format!(
-        "Found {} anomalies! ({} of {} test images, {:.2} %; threshold {} = {rule} of the {} split)",
+        "Found {} anomalies! ({} of {} test images, {:.2} %; threshold {})",
         m.anomalies,
         m.anomalies,
         m.images,
         100.0 * m.anomaly_rate,
-        readable(m.threshold, 6),
-        m.source.split_name()
+        threshold_text(m.threshold, m.score, m.rule, m.parameter, m.source)
+    )
+}
+
+/// `0.019273 = 2 × the mean MSE of the test split`: a threshold and how it
+/// was set.
+pub fn threshold_text(
+    threshold: f64,
+    score: Score,
+    rule: ThresholdRule,
+    parameter: f64,
+    source: ThresholdSource,
+) -> String {
+    let score = score.name();
+    let rule = match rule {
+        ThresholdRule::MeanMultiple => format!("{parameter} × the mean {score}"),
+        ThresholdRule::Percentile => format!("the {parameter}th percentile of the {score}"),
+        ThresholdRule::MeanStd => format!("the mean {score} + {parameter} standard deviations"),
+        ThresholdRule::Value => "a fixed value".to_string(),
+    };
+    format!(
+        "{} = {rule} of the {} split",
+        readable(threshold, 6),
+        source.split_name()
     )
 }
 

@@ -106,6 +106,19 @@ pub(crate) enum Command {
     /// were computed anywhere before (same fingerprint) are restored from the cache.
     /// The summary (summary.parquet, .csv, .md and plots) goes to runs/SWEEP/.
     Sweep(SweepArgs),
+    /// Score new images with a trained detector: each image's score, and whether it is an anomaly.
+    ///
+    /// DETECTOR is a detector file (runs/NAME/eval/detector.safetensors), a run directory, or
+    /// an experiment config (the detector of its run). Each INPUT is an image file (PNG, JPEG,
+    /// BMP), a folder of them (flat, or one folder per class), an .npy or .npz, an IDX images
+    /// file (raw or .gz), or a CSV or Parquet table; mix them freely. One row per image goes to
+    /// --out (.parquet or .csv), else to stdout: a table on a terminal, CSV on a pipe. The
+    /// summary line goes to stderr.
+    ///
+    /// Exit status: 0 when every image was scored; 1 when some image files could not be read
+    /// (each is named; the rest are scored and written); 3 with --fail-on-anomaly when an image
+    /// is flagged; 1 on any other error.
+    Score(ScoreArgs),
     /// Time the training engines on an experiment's data: seconds per epoch
     /// (validation included) and training images per second.
     Bench {
@@ -148,6 +161,41 @@ pub(crate) struct RunArgs {
     /// Repeatable; later ones win.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub overrides: Vec<Override>,
+}
+
+/// `ae score`'s arguments.
+#[derive(Debug, Args)]
+pub(crate) struct ScoreArgs {
+    /// The detector: a detector file, a run directory, or an experiment config.
+    pub detector: PathBuf,
+
+    /// The images to score: files and folders, in any format ae reads.
+    #[arg(required = true, value_name = "INPUT")]
+    pub inputs: Vec<PathBuf>,
+
+    /// Write the scores to this file, Parquet or CSV by its extension, rather than to stdout.
+    #[arg(long, short, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+
+    /// Flag images above this score rather than the detector's threshold.
+    #[arg(long, value_name = "X", allow_negative_numbers = true)]
+    pub threshold: Option<f64>,
+
+    /// Resample images that are not 28x28 (Lanczos3) rather than refuse them.
+    #[arg(long)]
+    pub resize: bool,
+
+    /// The format of every INPUT, when their names do not tell it.
+    #[arg(long, value_name = "FORMAT")]
+    pub format: Option<ae_data::Format>,
+
+    /// Stop at the first image that cannot be read, rather than name it and go on.
+    #[arg(long)]
+    pub strict: bool,
+
+    /// Exit with status 3 when any image is flagged (for scripts and CI).
+    #[arg(long)]
+    pub fail_on_anomaly: bool,
 }
 
 /// `ae sweep`'s arguments.

@@ -14,6 +14,7 @@ mod logging;
 mod observe;
 mod output;
 mod pipeline;
+mod score;
 mod stage;
 mod staleness;
 mod sweep;
@@ -31,7 +32,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     exit_with_parent();
     match run(&cli) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(err) => {
             tracing::error!(target: logging::LOG_FILE_ONLY, "{err:#}");
             eprintln!("error: {err:#}");
@@ -40,7 +41,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(cli: &Cli) -> anyhow::Result<()> {
+fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
     match &cli.command {
         Command::Pipeline {
             args,
@@ -107,7 +108,9 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
             bench::run(&exp, *epochs, engines)
         }
         Command::Sweep(args) => sweep::command(cli, &workspace(cli), args),
+        Command::Score(args) => return score::command(cli, args),
     }
+    .map(|()| ExitCode::SUCCESS)
 }
 
 /// The environment variable by which `ae sweep` asks the `ae pipeline` it

@@ -1,16 +1,19 @@
 //! The tables of `ae` that need a DataFrame library: `eval/scores.parquet`
-//! ([`ScoresTable`], its one reader and writer) and atomic Parquet and CSV
+//! ([`ScoresTable`], its one reader and writer), the scores `ae score` writes
+//! ([`ImageScores`]) and atomic Parquet and CSV
 //! writing of any [`DataFrame`] ([`write_frame`], for the sweep summary).
 //!
 //! Apart from `ae-store` because of polars: the crates that never touch a
 //! table (model, train, infer) neither build nor link it.
 
 mod frame;
+mod image_scores;
 mod scores;
 
 use std::path::PathBuf;
 
 pub use frame::{FrameFormat, write_frame};
+pub use image_scores::{ImageScores, image_score_columns};
 pub use polars;
 pub use polars::prelude::{Column, DataFrame};
 pub use scores::ScoresTable;

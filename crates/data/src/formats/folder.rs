@@ -205,44 +205,65 @@ pub(crate) fn read(root: &Path, resize: bool) -> Result<ImageSet, crate::DataErr
 /// Decodes `files` into 784 bytes each, on every core; the first bad file
 /// in order is the error.
 fn decode_all(files: &[PathBuf], resize: bool) -> Result<Vec<u8>, Bad> {
-    const PIXELS: usize = ae_store::IMAGE_PIXELS;
     let mut out = Vec::new();
-    out.try_reserve_exact(files.len() * PIXELS).map_err(|_| {
-        Bad::new(
-            &files[0],
-            "holding the images takes more memory than there is",
-        )
-    })?;
-    out.resize(files.len() * PIXELS, 0);
+    out.try_reserve_exact(files.len() * ae_store::IMAGE_PIXELS)
+        .map_err(|_| {
+            Bad::new(
+                &files[0],
+                "holding the images takes more memory than there is",
+            )
+        })?;
+    out.resize(files.len() * ae_store::IMAGE_PIXELS, 0);
+    decode_each(files, resize, &mut out)
+        .into_iter()
+        .collect::<Result<(), Bad>>()?;
+    Ok(out)
+}
+
+/// Decodes each of `files` into its 784 bytes of `out`, on every core:
+/// each file's outcome, in order (a bad file's bytes are left as they were).
+///
+/// # Panics
+/// If `out` does not hold 784 bytes per file (a caller bug).
+pub(crate) fn decode_each(files: &[PathBuf], resize: bool, out: &mut [u8]) -> Vec<Result<(), Bad>> {
+    const PIXELS: usize = ae_store::IMAGE_PIXELS;
+    assert_eq!(out.len(), files.len() * PIXELS, "784 bytes per file");
+    if files.is_empty() {
+        return Vec::new();
+    }
     let threads = std::thread::available_parallelism()
         .map_or(1, usize::from)
         .min(files.len())
         .max(1);
     let per_thread = files.len().div_ceil(threads);
-    let results: Vec<Result<(), Bad>> = std::thread::scope(|scope| {
+    std::thread::scope(|scope| {
         let workers: Vec<_> = files
             .chunks(per_thread)
             .zip(out.chunks_mut(per_thread * PIXELS))
             .map(|(files, out)| {
                 scope.spawn(move || {
-                    for (path, slot) in files.iter().zip(out.chunks_exact_mut(PIXELS)) {
-                        decode(path, resize, slot)?;
-                    }
-                    Ok(())
+                    files
+                        .iter()
+                        .zip(out.chunks_exact_mut(PIXELS))
+                        .map(|(path, slot)| decode(path, resize, slot))
+                        .collect::<Vec<_>>()
                 })
             })
             .collect();
+        // Chunks are in file order, so the outcomes are too.
         workers
             .into_iter()
-            .map(|w| {
-                w.join()
-                    .unwrap_or_else(|_| Err(Bad::new(&files[0], "decoding panicked")))
+            .zip(files.chunks(per_thread))
+            .flat_map(|(worker, files)| {
+                worker.join().unwrap_or_else(|_| {
+                    files
+                        .iter()
+                        .map(|path| Err(Bad::new(path, "decoding it panicked")))
+                        .collect()
+                })
             })
             .collect()
-    });
-    // Chunks are in file order, so the first error is the first bad file.
-    results.into_iter().collect::<Result<(), Bad>>()?;
-    Ok(out)
+    })
 }
 
 /// Decodes one image file into `out`, 784 grayscale bytes.
@@ -287,7 +308,7 @@ pub(crate) fn decode(path: &Path, resize: bool, out: &mut [u8]) -> Result<(), Ba
         return Err(Bad::new(
             path,
             format!(
-                "is {w}×{h}, not 28×28; resize it, or set data.resize = true to have ae resample it"
+                "is {w}×{h}, not 28×28; resize it, or have ae resample it (data.resize = true in a config, --resize for ae score)"
             ),
         ));
     };

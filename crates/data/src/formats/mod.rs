@@ -10,7 +10,7 @@
 //! images read.
 
 mod folder;
-mod npy;
+pub(crate) mod npy;
 mod npz;
 mod table;
 
@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use crate::sources::Role;
 use crate::{DataError, FilePair, Fix, Format, IdxKind, SplitSource, idx, read_idx};
 
-pub(crate) use folder::image_files;
+pub(crate) use folder::{IMAGE_EXTENSIONS, decode, decode_each, image_files};
 
 /// The pixels of N images, row-major, as their format stores them.
 #[derive(Debug, Clone, PartialEq)]
@@ -273,6 +273,15 @@ fn npy_file<T>(
     path: &Path,
     read: impl FnOnce(&npy::Header, &mut dyn std::io::Read) -> Result<T, String>,
 ) -> Result<T, DataError> {
+    let (header, mut reader) = open_npy(path)?;
+    read(&header, &mut reader).map_err(|problem| Bad::new(path, problem).into())
+}
+
+/// Opens an `.npy` file: its header, checked against the file's length,
+/// and a reader at the start of its body.
+pub(crate) fn open_npy(
+    path: &Path,
+) -> Result<(npy::Header, std::io::BufReader<std::fs::File>), DataError> {
     let bad = |problem: String| DataError::from(Bad::new(path, problem));
     let file = std::fs::File::open(path).map_err(|source| DataError::Read {
         path: path.to_path_buf(),
@@ -298,5 +307,5 @@ fn npy_file<T>(
             }
         )));
     }
-    read(&header, &mut reader).map_err(bad)
+    Ok((header, reader))
 }

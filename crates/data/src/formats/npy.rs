@@ -249,6 +249,13 @@ fn element(descr: &str) -> Result<Element, String> {
 /// `[N, 28, 28]`, `[N, 28, 28, 1]` or `[N, 784]`; integers 0–255 kept as
 /// bytes, floats checked to be in `[0, 1]`. Errors name the image.
 pub(crate) fn read_images(header: &Header, r: &mut dyn Read) -> Result<Pixels, String> {
+    let n = image_count(header)?;
+    read_image_rows(header, r, 0, n)
+}
+
+/// How many images an array with header `header` holds; an error when its
+/// shape is not one of images.
+pub(crate) fn image_count(header: &Header) -> Result<usize, String> {
     let side = ae_store::IMAGE_SIDE;
     let n = match header.shape[..] {
         [n, p] if p == ae_store::IMAGE_PIXELS => n,
@@ -260,9 +267,24 @@ pub(crate) fn read_images(header: &Header, r: &mut dyn Read) -> Result<Pixels, S
             ));
         }
     };
+    n.checked_mul(ae_store::IMAGE_PIXELS)
+        .ok_or("its shape is too large")?;
+    Ok(n)
+}
+
+/// The next `n` images of the body `r` of an array with header `header`,
+/// the first of them image `first` (for messages): what [`read_images`]
+/// reads, a chunk at a time.
+pub(crate) fn read_image_rows(
+    header: &Header,
+    r: &mut dyn Read,
+    first: usize,
+    n: usize,
+) -> Result<Pixels, String> {
     let total = n
         .checked_mul(ae_store::IMAGE_PIXELS)
         .ok_or("its shape is too large")?;
+    let image = |i: usize| first + i / ae_store::IMAGE_PIXELS;
     match header.element {
         Element::Int {
             bytes: 1,
@@ -279,7 +301,7 @@ pub(crate) fn read_images(header: &Header, r: &mut dyn Read) -> Result<Pixels, S
                 if !(0.0..=255.0).contains(&v) {
                     return Err(format!(
                         "image {} holds the value {v}; pixels must be 0–255",
-                        i / ae_store::IMAGE_PIXELS
+                        image(i)
                     ));
                 }
                 pixels.push(v as u8);
@@ -293,7 +315,7 @@ pub(crate) fn read_images(header: &Header, r: &mut dyn Read) -> Result<Pixels, S
                 if !(0.0..=1.0).contains(&v) {
                     return Err(format!(
                         "image {} holds the value {v}; float pixels must be in [0, 1] (divide by 255 first)",
-                        i / ae_store::IMAGE_PIXELS
+                        image(i)
                     ));
                 }
                 values.push(v as f32);

@@ -1,0 +1,81 @@
+//! Opening a one-file detector and scoring images with it.
+
+use std::path::{Path, PathBuf};
+
+use ae_model::{Codec, ModelError, Params};
+use ae_store::{DetectorInfo, files};
+
+use crate::DetectError;
+
+/// A detector ready to score: its weights as a codec, and its metadata.
+pub struct Detector {
+    info: DetectorInfo,
+    codec: Codec,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for Detector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Detector")
+            .field("info", &self.info)
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The detector file that `path` names: the file itself, or a run
+/// directory's `eval/detector.safetensors`.
+pub fn locate(path: &Path) -> Result<PathBuf, DetectError> {
+    if !path.is_dir() {
+        return Ok(path.to_path_buf());
+    }
+    let file = path.join(files::DETECTOR);
+    if file.exists() {
+        Ok(file)
+    } else {
+        Err(DetectError::NoDetector {
+            dir: path.to_path_buf(),
+            path: file,
+        })
+    }
+}
+
+impl Detector {
+    /// Opens the detector file at `path` (see [`locate`]): its metadata must
+    /// all be there and of this `ae`'s format version, and its weights of
+    /// the latent size the metadata says.
+    pub fn open(path: &Path) -> Result<Self, DetectError> {
+        ae_store::regular_file(path)?;
+        let (params, metadata) = Params::load_with_metadata(path, |metadata| {
+            Ok::<_, ModelError>(DetectorInfo::from_metadata(path, metadata)?.latent)
+        })?;
+        let info = DetectorInfo::from_metadata(path, &metadata)?;
+        Ok(Self {
+            codec: Codec::new(&params)?,
+            info,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// What its metadata says.
+    pub fn info(&self) -> &DetectorInfo {
+        &self.info
+    }
+
+    /// The file it was read from.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The reconstructions of `images` (`[n, 784]`), as the infer stage
+    /// makes them.
+    pub fn reconstruct(&self, images: &[f32]) -> Vec<f32> {
+        ae_infer::reconstruct(&self.codec, images).images
+    }
+
+    /// Each image's score against its reconstruction, as the eval stage
+    /// scores.
+    pub fn scores(&self, images: &[f32], reconstructions: &[f32]) -> Vec<f32> {
+        ae_eval::scores::per_image(self.info.score, images, reconstructions)
+    }
+}

@@ -1,0 +1,63 @@
+//! A trained detector used on new images: what `ae score` does.
+//!
+//! Reads a one-file detector (`eval/detector.safetensors`, see
+//! [`ae_store::DetectorInfo`]: the model's weights and, in its metadata,
+//! the score and the threshold) and any inputs the data crate reads
+//! ([`ae_data::scan`]: image files and folders, `.npy`/`.npz`, IDX,
+//! CSV/Parquet), a batch at a time; scores each image as the eval stage
+//! does (the same reconstruction and score functions, so the run's own test
+//! split scores exactly as in `eval/scores.parquet`) and flags it above the
+//! threshold. Writes the rows to an [`Output`]: a Parquet or CSV file
+//! (atomically), CSV on a pipe, or a table on a terminal.
+//!
+//! Memory stays near a few batches whatever the inputs' size, plus each
+//! row's score kept for a Parquet file: images are read on one thread
+//! while the other cores reconstruct the batch before.
+
+mod detector;
+mod output;
+mod score;
+
+use std::path::PathBuf;
+
+pub use detector::{Detector, locate};
+pub use output::{Output, Table};
+pub use score::{Progress, ScoreOptions, Scored, Tally, score_inputs};
+
+/// Why scoring failed.
+#[derive(Debug, thiserror::Error)]
+pub enum DetectError {
+    /// There is no detector where one was looked for.
+    #[error(
+        "{} holds no detector ({} is missing); run the experiment's pipeline (ae pipeline CONFIG) to write it",
+        dir.display(),
+        path.display()
+    )]
+    NoDetector {
+        /// The run directory given.
+        dir: PathBuf,
+        /// The file looked for.
+        path: PathBuf,
+    },
+    /// The detector file is not one this `ae` reads.
+    #[error(transparent)]
+    Store(#[from] ae_store::StoreError),
+    /// The detector's weights could not be read.
+    #[error(transparent)]
+    Model(#[from] ae_model::ModelError),
+    /// An input could not be read.
+    #[error(transparent)]
+    Data(#[from] ae_data::DataError),
+    /// An image could not be decoded, and `--strict` was given.
+    #[error("{0} (--strict: stopping at the first image that cannot be read)")]
+    Strict(ae_data::scan::Unreadable),
+    /// The scores could not be written as Parquet.
+    #[error(transparent)]
+    Table(#[from] ae_tables::TableError),
+    /// The scores could not be written to standard output.
+    #[error("cannot write the scores to standard output")]
+    Stdout(#[source] std::io::Error),
+    /// `--threshold` is not a finite number.
+    #[error("--threshold {0} is not a finite number")]
+    Threshold(f64),
+}

@@ -1,0 +1,123 @@
+//! `ae score`: a trained detector on new images, through `ae-detect`.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use ae_detect::{DetectError, Detector, Output, Progress, ScoreOptions, Table, score_inputs};
+use anyhow::Context;
+
+use crate::cli::{Cli, ScoreArgs};
+use crate::config::ExperimentConfig;
+
+/// The exit status when `--fail-on-anomaly` is given and an image is flagged.
+pub(crate) const EXIT_ANOMALY: u8 = 3;
+/// The exit status when some images could not be read (the rest were scored).
+pub(crate) const EXIT_UNREADABLE: u8 = 1;
+
+/// Runs `ae score`: the exit status says what was found.
+pub(crate) fn command(cli: &Cli, args: &ScoreArgs) -> anyhow::Result<ExitCode> {
+    crate::logging::init_terminal(cli.verbose, cli.quiet)?;
+    let output = Output::choose(args.out.as_deref(), std::io::stdout().is_terminal())
+        .map_err(anyhow::Error::msg)?;
+    let path = detector_file(cli, &args.detector)?;
+    let detector = Detector::open(&path)
+        .with_context(|| format!("cannot use the detector {}", path.display()))?;
+    let info = detector.info();
+    tracing::debug!("detector {}: {info:?}", path.display());
+    let options = ScoreOptions {
+        scan: ae_data::scan::ScanOptions {
+            format: args.format,
+            resize: args.resize,
+            batch: ae_infer::BATCH,
+        },
+        threshold: args.threshold,
+        strict: args.strict,
+    };
+    let progress = if std::io::stderr().is_terminal() && !cli.quiet {
+        Progress::on_terminal()
+    } else {
+        Progress::hidden()
+    };
+    let mut table = Table::new(output.clone(), info.score);
+    let scored = score_inputs(
+        &detector,
+        &args.inputs,
+        &options,
+        &progress,
+        |batch| table.push(&batch),
+        |bad| eprintln!("warning: skipped {bad}"),
+    )
+    .and_then(|tally| table.finish().map(|()| tally));
+    let tally = match scored {
+        Ok(tally) => tally,
+        // `ae score ... | head`: whoever reads has all it wants.
+        Err(DetectError::Stdout(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+            return Ok(ExitCode::SUCCESS);
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if let Output::Parquet(file) | Output::Csv(file) = &output {
+        tracing::info!("wrote {} rows to {}", tally.images, file.display());
+    }
+    let share = if tally.images == 0 {
+        0.0
+    } else {
+        100.0 * tally.anomalies as f64 / tally.images as f64
+    };
+    let threshold = match args.threshold {
+        Some(value) => format!("{} from --threshold", ae_store::readable(value, 6)),
+        None => ae_eval::metrics::threshold_text(
+            info.threshold,
+            info.score,
+            info.rule,
+            info.parameter,
+            info.source,
+        ),
+    };
+    let mut summary = format!(
+        "Found {} anomalies! ({} of {} images, {share:.2} %; threshold {threshold})",
+        tally.anomalies, tally.anomalies, tally.images,
+    );
+    if tally.unreadable > 0 {
+        summary.push_str(&format!(
+            "; {} image files could not be read (named above)",
+            tally.unreadable
+        ));
+    }
+    eprintln!("{summary}");
+    Ok(if tally.unreadable > 0 {
+        ExitCode::from(EXIT_UNREADABLE)
+    } else if args.fail_on_anomaly && tally.anomalies > 0 {
+        ExitCode::from(EXIT_ANOMALY)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// The detector file DETECTOR names: a detector file, a run directory, or
+/// an experiment config (the detector of its run under `--runs-dir`).
+fn detector_file(cli: &Cli, detector: &Path) -> anyhow::Result<PathBuf> {
+    let is_config = detector.is_file()
+        && detector
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("toml"));
+    if !is_config {
+        if !detector.exists() {
+            anyhow::bail!(
+                "DETECTOR {}: no such file or folder; give a detector file (runs/NAME/eval/detector.safetensors), a run directory or an experiment config",
+                detector.display()
+            );
+        }
+        return Ok(ae_detect::locate(detector)?);
+    }
+    let cfg = ExperimentConfig::load(detector, &[])?;
+    let run = cli.runs_dir.join(&cfg.name);
+    ae_detect::locate(&run).with_context(|| {
+        format!(
+            "the experiment {} runs in {}",
+            detector.display(),
+            run.display()
+        )
+    })
+}

@@ -1,0 +1,99 @@
+//! The scores `ae score` writes to a Parquet file: one row per image of
+//! the user's inputs.
+
+use std::path::Path;
+
+use ae_store::Score;
+use polars::prelude::{Column, DataFrame, PolarsResult};
+
+use crate::{FrameFormat, TableError, write_frame};
+
+/// The column names, in order; the score's is [`Score::column`].
+pub fn image_score_columns(score: Score) -> [&'static str; 6] {
+    [
+        "file",
+        "index",
+        "label",
+        "label_name",
+        score.column(),
+        "is_anomaly",
+    ]
+}
+
+/// Scored images, a column per field. Files are held once each and rows
+/// refer to them, so a million rows of one `.npy` cost no million paths.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImageScores {
+    /// How the images were scored, which names the score column.
+    pub score: Score,
+    /// Each distinct file, as shown.
+    pub files: Vec<String>,
+    /// Each row's file, an index into `files`.
+    pub file: Vec<u32>,
+    /// Each row's image index in its file, when the file holds many.
+    pub index: Vec<Option<u64>>,
+    /// Each row's label, when its input has labels.
+    pub label: Vec<Option<u8>>,
+    /// Each row's class name, when its input's classes have names.
+    pub label_name: Vec<Option<String>>,
+    /// Each row's score.
+    pub values: Vec<f32>,
+    /// Whether each row's score is above the threshold.
+    pub is_anomaly: Vec<bool>,
+}
+
+impl ImageScores {
+    /// No rows yet.
+    pub fn new(score: Score) -> Self {
+        Self {
+            score,
+            files: Vec::new(),
+            file: Vec::new(),
+            index: Vec::new(),
+            label: Vec::new(),
+            label_name: Vec::new(),
+            values: Vec::new(),
+            is_anomaly: Vec::new(),
+        }
+    }
+
+    /// Number of rows.
+    pub fn len(&self) -> usize {
+        self.values.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.values.is_empty()
+    }
+
+    /// The rows as a DataFrame, columns as [`image_score_columns`] lists.
+    pub fn frame(&self) -> PolarsResult<DataFrame> {
+        let [file, index, label, label_name, score, is_anomaly] = image_score_columns(self.score);
+        let files: Vec<&str> = self
+            .file
+            .iter()
+            .map(|&f| self.files[f as usize].as_str())
+            .collect();
+        DataFrame::new(
+            self.len(),
+            vec![
+                Column::new(file.into(), files),
+                Column::new(index.into(), &self.index),
+                Column::new(label.into(), &self.label),
+                Column::new(label_name.into(), &self.label_name),
+                Column::new(score.into(), &self.values),
+                Column::new(is_anomaly.into(), &self.is_anomaly),
+            ],
+        )
+    }
+
+    /// Writes the rows to `path` as Parquet, atomically.
+    pub fn write_parquet(&self, path: &Path) -> Result<(), TableError> {
+        let mut frame = self.frame().map_err(|source| TableError::Polars {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        write_frame(path, &mut frame, FrameFormat::Parquet)
+    }
+}

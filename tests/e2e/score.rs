@@ -1,0 +1,476 @@
+//! `ae score`: a trained run's detector on new images in every format,
+//! mixed; its rows against the eval stage's; bad images, bad inputs, bad
+//! detectors; exit statuses and outputs.
+
+use std::fs;
+use std::path::Path;
+
+use polars::prelude::DataFrame;
+
+use crate::formats::{splits, write_tables};
+use crate::support::{SYNTH, SYNTH_TEST, Sandbox, bool_column, f32_column, read_parquet};
+use ae_testkit::npy;
+
+const PIXELS: usize = 784;
+const TEST_IDX: &str = "data/own/t10k-images-idx3-ubyte.gz";
+const DETECTOR: &str = "runs/synth/eval/detector.safetensors";
+
+/// A synthetic sandbox whose `synth` experiment has run.
+fn trained() -> Sandbox {
+    let sandbox = Sandbox::synthetic();
+    sandbox.ae(&["pipeline", SYNTH], None).assert_ok();
+    sandbox
+}
+
+/// `ae score DETECTOR inputs... --out out.parquet`, which must succeed: its rows.
+fn score(sandbox: &Sandbox, inputs: &[&str], extra: &[&str]) -> DataFrame {
+    let _ = fs::remove_file(sandbox.path().join("out.parquet"));
+    let mut args = vec!["score", DETECTOR];
+    args.extend(inputs);
+    args.extend(["--out", "out.parquet"]);
+    args.extend(extra);
+    sandbox.ae_within(&args).assert_ok();
+    read_parquet(&sandbox.path().join("out.parquet"))
+}
+
+fn strings(frame: &DataFrame, name: &str) -> Vec<Option<String>> {
+    frame
+        .column(name)
+        .expect(name)
+        .str()
+        .expect("a string column")
+        .iter()
+        .map(|v| v.map(str::to_string))
+        .collect()
+}
+
+fn u64s(frame: &DataFrame, name: &str) -> Vec<Option<u64>> {
+    frame
+        .column(name)
+        .expect(name)
+        .u64()
+        .expect("a u64 column")
+        .iter()
+        .collect()
+}
+
+fn u8s(frame: &DataFrame, name: &str) -> Vec<Option<u8>> {
+    frame
+        .column(name)
+        .expect(name)
+        .u8()
+        .expect("a u8 column")
+        .iter()
+        .collect()
+}
+
+/// The summary line: `Found N anomalies! (N of M images ...`.
+fn found(stderr: &str) -> (usize, usize) {
+    let line = stderr
+        .lines()
+        .find(|l| l.starts_with("Found "))
+        .unwrap_or_else(|| panic!("no summary line in:\n{stderr}"));
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let n: usize = words[1].parse().expect("count");
+    assert_eq!(words[3].trim_start_matches('('), words[1], "{line}");
+    (n, words[5].parse().expect("images"))
+}
+
+#[test]
+fn scores_of_the_test_split_equal_the_eval_stage_s_exactly() {
+    let sandbox = trained();
+    let eval = read_parquet(&sandbox.path().join("runs/synth/eval/scores.parquet"));
+    let rows = score(&sandbox, &[TEST_IDX], &[]);
+    assert_eq!(rows.height(), SYNTH_TEST);
+    assert_eq!(f32_column(&rows, "mse"), f32_column(&eval, "mse"));
+    assert_eq!(
+        bool_column(&rows, "is_anomaly"),
+        bool_column(&eval, "is_anomaly")
+    );
+    assert_eq!(
+        u64s(&rows, "index"),
+        (0..SYNTH_TEST as u64).map(Some).collect::<Vec<_>>()
+    );
+    assert!(
+        strings(&rows, "file")
+            .iter()
+            .all(|f| f.as_deref() == Some(TEST_IDX))
+    );
+    // An IDX file has no labels.
+    assert!(u8s(&rows, "label").iter().all(Option::is_none));
+
+    // The same detector named by its run directory and by its config.
+    for detector in ["runs/synth", SYNTH] {
+        let run = sandbox.ae_within(&["score", detector, TEST_IDX, "--out", "again.parquet"]);
+        run.assert_ok();
+        let flagged = bool_column(&eval, "is_anomaly")
+            .iter()
+            .filter(|&&f| f)
+            .count();
+        assert_eq!(found(&run.stderr), (flagged, SYNTH_TEST), "{}", run.stderr);
+        assert!(
+            run.stderr.contains("2 × the mean MSE of the test split"),
+            "{}",
+            run.stderr
+        );
+        let again = read_parquet(&sandbox.path().join("again.parquet"));
+        assert_eq!(f32_column(&again, "mse"), f32_column(&eval, "mse"));
+    }
+}
+
+/// Writes `pixels` (28×28 each) as PNG files `dir/<name>`.
+fn pngs(dir: &Path, images: &[(String, &[u8])]) {
+    for (name, pixels) in images {
+        let path = dir.join(name);
+        fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+        image::GrayImage::from_raw(28, 28, pixels.to_vec())
+            .expect("28x28")
+            .save(&path)
+            .expect("png");
+    }
+}
+
+#[test]
+fn every_format_and_a_mix_of_them_score_alike() {
+    let sandbox = trained();
+    let reference = f32_column(&score(&sandbox, &[TEST_IDX], &[]), "mse");
+    let [_, (_, pixels, labels)] = splits();
+    let n = labels.len();
+    let root = sandbox.path().join("in");
+    fs::create_dir_all(&root).expect("mkdir");
+    fs::write(root.join("u8.npy"), npy("|u1", &[n, 28, 28], &pixels)).expect("npy");
+    let floats: Vec<u8> = pixels
+        .iter()
+        .flat_map(|&p| (f32::from(p) / 255.0).to_le_bytes())
+        .collect();
+    fs::write(root.join("f32.npy"), npy("<f4", &[n, 784], &floats)).expect("npy");
+    let file = fs::File::create(root.join("test.npz")).expect("npz");
+    let mut zip = zip::ZipWriter::new(file);
+    let options = zip::write::SimpleFileOptions::default();
+    zip.start_file("test_images.npy", options).expect("member");
+    std::io::Write::write_all(&mut zip, &npy("|u1", &[n, 28, 28], &pixels)).expect("write");
+    zip.start_file("test_labels.npy", options).expect("member");
+    std::io::Write::write_all(&mut zip, &npy("|u1", &[n, 1], &labels)).expect("write");
+    zip.finish().expect("zip");
+    write_tables(&root, "test", &pixels, &labels);
+
+    // Every file holding the whole split gives the IDX file's scores, row for row.
+    for (input, labelled) in [
+        ("in/u8.npy", false),
+        ("in/f32.npy", false),
+        ("in/test.npz", true),
+        ("in/test.csv", true),
+        ("in/test.parquet", true),
+    ] {
+        let rows = score(&sandbox, &[input], &[]);
+        assert_eq!(f32_column(&rows, "mse"), reference, "{input}");
+        let expected: Vec<Option<u8>> = labels.iter().map(|&l| labelled.then_some(l)).collect();
+        assert_eq!(u8s(&rows, "label"), expected, "{input}");
+    }
+
+    // Image folders, by class and flat, and a single file: the first 40 images.
+    let image = |i: usize| &pixels[i * PIXELS..(i + 1) * PIXELS];
+    let classes = ["cat", "dog"];
+    pngs(
+        &root.join("classes"),
+        &(0..40)
+            .map(|i| (format!("{}/{i:02}.png", classes[i % 2]), image(i)))
+            .collect::<Vec<_>>(),
+    );
+    pngs(
+        &root.join("flat"),
+        &(0..40)
+            .map(|i| (format!("{i:02}.png"), image(i)))
+            .collect::<Vec<_>>(),
+    );
+    pngs(&root, &[("one.png".to_string(), image(7))]);
+    let rows = score(&sandbox, &["in/classes"], &[]);
+    let files = strings(&rows, "file");
+    let names = strings(&rows, "label_name");
+    let mse = f32_column(&rows, "mse");
+    assert_eq!(rows.height(), 40);
+    for r in 0..40 {
+        let file = files[r].as_deref().expect("file");
+        let i: usize = file[file.len() - 6..file.len() - 4].parse().expect("index");
+        assert_eq!(names[r].as_deref(), Some(classes[i % 2]), "{file}");
+        assert_eq!(mse[r], reference[i], "{file}");
+    }
+
+    // A mix: one file, a flat folder, an .npy, in the order given.
+    let rows = score(&sandbox, &["in/one.png", "in/flat", "in/u8.npy"], &[]);
+    assert_eq!(rows.height(), 1 + 40 + n);
+    let mse = f32_column(&rows, "mse");
+    let expected: Vec<f32> = [7]
+        .into_iter()
+        .chain(0..40)
+        .chain(0..n)
+        .map(|i| reference[i])
+        .collect();
+    assert_eq!(mse, expected);
+    let files = strings(&rows, "file");
+    assert_eq!(files[0].as_deref(), Some("in/one.png"));
+    assert_eq!(files[1].as_deref(), Some("in/flat/00.png"));
+    assert_eq!(files[41].as_deref(), Some("in/u8.npy"));
+    let index = u64s(&rows, "index");
+    assert_eq!((index[0], index[41], index[42]), (None, Some(0), Some(1)));
+
+    // The same rows as CSV, to a file and on a pipe.
+    sandbox
+        .ae_within(&[
+            "score",
+            DETECTOR,
+            "in/one.png",
+            "in/flat",
+            "--out",
+            "out.csv",
+        ])
+        .assert_ok();
+    let csv = fs::read_to_string(sandbox.path().join("out.csv")).expect("csv");
+    let piped = sandbox.ae_within(&["score", DETECTOR, "in/one.png", "in/flat"]);
+    piped.assert_ok();
+    assert_eq!(piped.stdout, csv);
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines[0], "file,index,label,label_name,mse,is_anomaly");
+    assert_eq!(lines.len(), 1 + 41);
+    let first: Vec<&str> = lines[1].split(',').collect();
+    assert_eq!(first[..4], ["in/one.png", "", "", ""]);
+    assert_eq!(first[4].parse::<f32>().expect("score"), reference[7]);
+}
+
+#[test]
+fn a_bad_image_is_named_and_the_rest_are_scored() {
+    let sandbox = trained();
+    let [_, (_, pixels, _)] = splits();
+    let dir = sandbox.path().join("batch");
+    pngs(
+        &dir,
+        &(0..3)
+            .map(|i| (format!("ok{i}.png"), &pixels[i * PIXELS..(i + 1) * PIXELS]))
+            .collect::<Vec<_>>(),
+    );
+    fs::write(dir.join("broken.png"), b"\x89PNG\r\n\x1a\n truncated").expect("write");
+    image::GrayImage::from_pixel(30, 30, image::Luma([9]))
+        .save(dir.join("big.png"))
+        .expect("png");
+
+    let run = sandbox.ae_within(&["score", DETECTOR, "batch", "--out", "out.parquet"]);
+    assert_eq!(run.code, Some(1), "{}", run.stderr);
+    assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
+    for needle in [
+        "batch/broken.png",
+        "batch/big.png: is 30×30, not 28×28",
+        "2 image files could not be read",
+    ] {
+        assert!(
+            run.stderr.contains(needle),
+            "{needle:?} in:\n{}",
+            run.stderr
+        );
+    }
+    assert_eq!(found(&run.stderr).1, 3);
+    assert_eq!(
+        read_parquet(&sandbox.path().join("out.parquet")).height(),
+        3
+    );
+
+    // --resize takes the 30×30 one; the broken one is still named.
+    let run = sandbox.ae_within(&[
+        "score",
+        DETECTOR,
+        "batch",
+        "--out",
+        "out.parquet",
+        "--resize",
+    ]);
+    assert_eq!(run.code, Some(1), "{}", run.stderr);
+    assert_eq!(
+        read_parquet(&sandbox.path().join("out.parquet")).height(),
+        4
+    );
+
+    // --strict stops at the first, and writes nothing.
+    fs::remove_file(sandbox.path().join("out.parquet")).expect("rm");
+    sandbox
+        .ae_within(&[
+            "score",
+            DETECTOR,
+            "batch",
+            "--out",
+            "out.parquet",
+            "--strict",
+        ])
+        .assert_error(&["batch/big.png", "--strict"]);
+    assert!(!sandbox.path().join("out.parquet").exists());
+}
+
+#[test]
+fn bad_inputs_are_refused_naming_the_file() {
+    let sandbox = trained();
+    let root = sandbox.path().join("bad");
+    fs::create_dir_all(root.join("empty")).expect("mkdir");
+    let mut floats: Vec<u8> = (0..5 * PIXELS).flat_map(|_| 0.5f32.to_le_bytes()).collect();
+    floats[(3 * PIXELS + 10) * 4..(3 * PIXELS + 11) * 4].copy_from_slice(&f32::NAN.to_le_bytes());
+    fs::write(root.join("nan.npy"), npy("<f4", &[5, 784], &floats)).expect("npy");
+    fs::write(
+        root.join("short.npy"),
+        npy("|u1", &[5, 784], &[0; 4 * PIXELS]),
+    )
+    .expect("npy");
+    fs::write(
+        root.join("wide.npy"),
+        npy("|u1", &[2, 32, 32], &[0; 2 * 1024]),
+    )
+    .expect("npy");
+    fs::write(root.join("notes.txt"), "hello").expect("write");
+    #[cfg(unix)]
+    crate::support::mkfifo(&root.join("pipe.npy"));
+    let cases: &[(&[&str], &[&str])] = &[
+        (&["bad/nan.npy"], &["bad/nan.npy", "image 3", "NaN"]),
+        (&["bad/short.npy"], &["bad/short.npy", "truncated"]),
+        (&["bad/wide.npy"], &["bad/wide.npy", "[2, 32, 32]"]),
+        (&["bad/empty"], &["bad/empty", "holds no image"]),
+        (&["bad/nope.png"], &["bad/nope.png", "no such file"]),
+        (&["bad/notes.txt"], &["bad/notes.txt", "--format"]),
+        #[cfg(unix)]
+        (&["bad/pipe.npy"], &["bad/pipe.npy"]),
+        // Good images first, then a bad file: still nothing written.
+        (&[TEST_IDX, "bad/nan.npy"], &["bad/nan.npy"]),
+    ];
+    for (inputs, needles) in cases {
+        let mut args = vec!["score", DETECTOR];
+        args.extend(inputs.iter());
+        args.extend(["--out", "out.parquet"]);
+        sandbox.ae_within(&args).assert_error(needles);
+        assert!(!sandbox.path().join("out.parquet").exists(), "{inputs:?}");
+    }
+    sandbox
+        .ae_within(&["score", DETECTOR, TEST_IDX, "--out", "out.txt"])
+        .assert_error(&["out.txt", ".parquet or .csv"]);
+    // Usage errors are clap's, with its exit status 2.
+    let run = sandbox.ae_within(&["score", DETECTOR, TEST_IDX, "--format", "tiff"]);
+    assert_eq!(run.code, Some(2), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("unknown format \"tiff\""),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(sandbox.ae_within(&["score", DETECTOR]).code, Some(2));
+}
+
+/// Rewrites the safetensors header of `path` into `to` with `edit` applied
+/// to its `__metadata__`.
+fn edit_metadata(
+    path: &Path,
+    to: &Path,
+    edit: impl FnOnce(&mut serde_json::Map<String, serde_json::Value>),
+) {
+    let bytes = fs::read(path).expect("detector");
+    let len = u64::from_le_bytes(bytes[..8].try_into().expect("8 bytes")) as usize;
+    let mut header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + len]).expect("header");
+    edit(header["__metadata__"].as_object_mut().expect("metadata"));
+    let mut text = serde_json::to_string(&header).expect("json");
+    while !text.len().is_multiple_of(8) {
+        text.push(' ');
+    }
+    let mut out = (text.len() as u64).to_le_bytes().to_vec();
+    out.extend(text.as_bytes());
+    out.extend(&bytes[8 + len..]);
+    fs::write(to, out).expect("write");
+}
+
+#[test]
+fn detectors_that_are_not_whole_are_refused() {
+    let sandbox = trained();
+    let detector = sandbox.path().join(DETECTOR);
+    let edited = sandbox.path().join("edited.safetensors");
+    // Unchanged, the rewrite scores: the edits below are what is refused.
+    edit_metadata(&detector, &edited, |_| {});
+    sandbox
+        .ae_within(&[
+            "score",
+            "edited.safetensors",
+            TEST_IDX,
+            "--out",
+            "out.parquet",
+        ])
+        .assert_ok();
+    type Edit = fn(&mut serde_json::Map<String, serde_json::Value>);
+    let cases: [(Edit, &[&str]); 5] = [
+        (
+            |m| {
+                m.remove("threshold");
+            },
+            &["`threshold` is missing"],
+        ),
+        (
+            |m| {
+                m.insert("threshold".into(), "abc".into());
+            },
+            &["`threshold` is \"abc\""],
+        ),
+        (
+            |m| {
+                m.insert("format_version".into(), "2".into());
+            },
+            &["`format_version` is \"2\"", "reads version 1"],
+        ),
+        (
+            |m| {
+                m.insert("latent".into(), "7".into());
+            },
+            &["latent size 7"],
+        ),
+        (
+            |m| m.clear(),
+            &["`format` is missing", "`latent` is missing"],
+        ),
+    ];
+    for (edit, needles) in cases {
+        edit_metadata(&detector, &edited, edit);
+        let run = sandbox.ae_within(&["score", "edited.safetensors", TEST_IDX]);
+        run.assert_error(needles);
+        run.assert_error(&["edited.safetensors"]);
+    }
+    // A model without the detector's metadata, a run that has none, a path
+    // that is not there.
+    sandbox
+        .ae_within(&["score", "runs/synth/train/model.safetensors", TEST_IDX])
+        .assert_error(&["model.safetensors", "`format` is missing"]);
+    fs::create_dir_all(sandbox.path().join("runs/empty")).expect("mkdir");
+    sandbox
+        .ae_within(&["score", "runs/empty", TEST_IDX])
+        .assert_error(&["runs/empty", "holds no detector", "ae pipeline"]);
+    sandbox
+        .ae_within(&["score", "runs/nothing", TEST_IDX])
+        .assert_error(&["runs/nothing", "no such file"]);
+}
+
+#[test]
+fn exit_statuses_say_what_was_found() {
+    let sandbox = trained();
+    let run = sandbox.ae_within(&["score", DETECTOR, TEST_IDX, "--fail-on-anomaly"]);
+    let (flagged, images) = found(&run.stderr);
+    assert!(flagged > 0, "the synthetic test split has anomalies");
+    assert_eq!(images, SYNTH_TEST);
+    assert_eq!(run.code, Some(3), "{}", run.stderr);
+    assert_eq!(run.stdout.lines().count(), 1 + SYNTH_TEST);
+
+    let run = sandbox.ae_within(&[
+        "score",
+        DETECTOR,
+        TEST_IDX,
+        "--fail-on-anomaly",
+        "--threshold",
+        "1e9",
+    ]);
+    run.assert_ok();
+    assert_eq!(found(&run.stderr), (0, SYNTH_TEST));
+    assert!(run.stderr.contains("from --threshold"), "{}", run.stderr);
+
+    let run = sandbox.ae_within(&["score", DETECTOR, TEST_IDX, "--threshold", "-1"]);
+    run.assert_ok();
+    assert_eq!(found(&run.stderr), (SYNTH_TEST, SYNTH_TEST));
+    sandbox
+        .ae_within(&["score", DETECTOR, TEST_IDX, "--threshold", "NaN"])
+        .assert_error(&["--threshold NaN"]);
+}
