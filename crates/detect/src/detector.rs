@@ -7,10 +7,10 @@ use ae_store::{DetectorInfo, files};
 
 use crate::DetectError;
 
-/// A detector ready to score: its weights as a codec, and its metadata.
+/// A detector ready to score: its weights and its metadata.
 pub struct Detector {
     info: DetectorInfo,
-    codec: Codec,
+    params: Params,
     path: PathBuf,
 }
 
@@ -50,8 +50,10 @@ impl Detector {
             Ok::<_, ModelError>(DetectorInfo::from_metadata(path, metadata)?.latent)
         })?;
         let info = DetectorInfo::from_metadata(path, &metadata)?;
+        // The weights make a codec: check now that they do.
+        Codec::new(&params)?;
         Ok(Self {
-            codec: Codec::new(&params)?,
+            params,
             info,
             path: path.to_path_buf(),
         })
@@ -67,6 +69,23 @@ impl Detector {
         &self.path
     }
 
+    /// A scorer with this detector's weights: one per thread.
+    pub fn scorer(&self) -> Result<Scorer<'_>, DetectError> {
+        Ok(Scorer {
+            codec: Codec::new(&self.params)?,
+            detector: self,
+        })
+    }
+}
+
+/// Scores images with a detector's weights, as the infer and eval stages
+/// do; not shared between threads.
+pub struct Scorer<'a> {
+    codec: Codec,
+    detector: &'a Detector,
+}
+
+impl Scorer<'_> {
     /// The reconstructions of `images` (`[n, 784]`), as the infer stage
     /// makes them.
     pub fn reconstruct(&self, images: &[f32]) -> Vec<f32> {
@@ -76,6 +95,6 @@ impl Detector {
     /// Each image's score against its reconstruction, as the eval stage
     /// scores.
     pub fn scores(&self, images: &[f32], reconstructions: &[f32]) -> Vec<f32> {
-        ae_eval::scores::per_image(self.info.score, images, reconstructions)
+        ae_eval::scores::per_image(self.detector.info.score, images, reconstructions)
     }
 }

@@ -20,7 +20,7 @@ mod score;
 
 use std::path::PathBuf;
 
-pub use detector::{Detector, locate};
+pub use detector::{Detector, Scorer, locate};
 pub use output::{Output, Table};
 pub use score::{Progress, ScoreOptions, Scored, Tally, score_inputs};
 

@@ -1,8 +1,11 @@
-//! Scoring inputs a batch at a time: one thread reads and decodes, the
-//! caller's thread (with the GEMM's own threads) reconstructs and scores.
+//! Scoring inputs a batch at a time: one thread reads and decodes, a
+//! worker per core reconstructs and scores, the caller takes the results
+//! in order.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::mpsc::sync_channel;
+use std::sync::mpsc::{SyncSender, sync_channel};
+use std::sync::{Arc, Mutex};
 
 use ae_data::DataError;
 use ae_data::scan::{Batch, Item, ScanOptions, Unreadable, scan};
@@ -57,12 +60,12 @@ pub struct Tally {
 pub struct Progress(ProgressBar);
 
 impl Progress {
-    /// A spinner with the count and rate, drawn when standard error is a
-    /// terminal (and hidden otherwise).
+    /// A spinner with the count and the time taken, drawn when standard
+    /// error is a terminal (and hidden otherwise).
     pub fn on_terminal() -> Self {
         let bar = ProgressBar::new_spinner();
         if let Ok(style) =
-            ProgressStyle::with_template("{spinner} scored {human_pos} images ({per_sec})")
+            ProgressStyle::with_template("{spinner} scored {human_pos} images in {elapsed}")
         {
             bar.set_style(style);
         }
@@ -75,10 +78,26 @@ impl Progress {
     }
 }
 
+/// What a worker made of one item.
+enum Done {
+    Scored {
+        batch: Batch,
+        reconstructions: Vec<f32>,
+        scores: Vec<f32>,
+        flags: Vec<bool>,
+    },
+    Unreadable(Unreadable),
+    Failed(DataError),
+}
+
 /// Scores every image of `inputs`, in order, with `detector`. Each scored
 /// batch goes to `each`; each image file that cannot be read goes to
 /// `unreadable` (or, with `strict`, ends scoring). The first input that
 /// cannot be read, or an error from `each`, ends scoring with that error.
+///
+/// One thread reads the inputs a batch at a time, one worker per core
+/// reconstructs and scores them, and the caller's thread takes the
+/// results in input order: memory is a few batches.
 pub fn score_inputs(
     detector: &Detector,
     inputs: &[PathBuf],
@@ -97,47 +116,82 @@ pub fn score_inputs(
         unreadable: 0,
         threshold,
     };
+    let workers = std::thread::available_parallelism().map_or(1, usize::from);
+    let scorers = (0..workers)
+        .map(|_| detector.scorer())
+        .collect::<Result<Vec<_>, _>>()?;
     let scan_options = options.scan;
     let result = std::thread::scope(|scope| {
-        let (send, receive) = sync_channel::<Result<Item, DataError>>(READ_AHEAD);
-        scope.spawn(move || {
-            for input in inputs {
-                let items = match scan(input, scan_options) {
-                    Ok(items) => items,
-                    Err(err) => {
-                        let _ = send.send(Err(err));
-                        return;
-                    }
-                };
-                for item in items {
-                    let failed = item.is_err();
-                    // A closed channel: the scorer has stopped.
-                    if send.send(item).is_err() || failed {
+        let (send_item, receive_item) = sync_channel::<(u64, Result<Item, DataError>)>(READ_AHEAD);
+        let (send_done, receive_done) = sync_channel::<(u64, Done)>(READ_AHEAD + workers);
+        scope.spawn(move || read(inputs, scan_options, &send_item));
+        // Shared by the workers, and dropped with the last of them, so that
+        // the reader stops when they have.
+        let receive_item = Arc::new(Mutex::new(receive_item));
+        for scorer in scorers {
+            let (receive_item, send_done) = (Arc::clone(&receive_item), send_done.clone());
+            scope.spawn(move || {
+                loop {
+                    let next = match receive_item.lock() {
+                        Ok(receiver) => receiver.recv(),
+                        Err(_) => return,
+                    };
+                    let Ok((seq, item)) = next else { return };
+                    let done = match item {
+                        Ok(Item::Batch(batch)) => {
+                            let reconstructions = scorer.reconstruct(&batch.images);
+                            let scores = scorer.scores(&batch.images, &reconstructions);
+                            let flags = ae_eval::scores::flag(&scores, threshold);
+                            Done::Scored {
+                                batch,
+                                reconstructions,
+                                scores,
+                                flags,
+                            }
+                        }
+                        Ok(Item::Unreadable(bad)) => Done::Unreadable(bad),
+                        Err(err) => Done::Failed(err),
+                    };
+                    // A closed channel: the caller has stopped.
+                    if send_done.send((seq, done)).is_err() {
                         return;
                     }
                 }
-            }
-        });
-        for item in receive {
-            match item? {
-                Item::Batch(batch) => {
-                    let reconstructions = detector.reconstruct(&batch.images);
-                    let scores = detector.scores(&batch.images, &reconstructions);
-                    let flags = ae_eval::scores::flag(&scores, threshold);
-                    tally.images += batch.len() as u64;
-                    tally.anomalies += flags.iter().filter(|&&f| f).count() as u64;
-                    progress.0.inc(batch.len() as u64);
-                    each(Scored {
-                        batch: &batch,
-                        reconstructions: &reconstructions,
-                        scores: &scores,
-                        flags: &flags,
-                    })?;
-                }
-                Item::Unreadable(bad) if options.strict => return Err(DetectError::Strict(bad)),
-                Item::Unreadable(bad) => {
-                    tally.unreadable += 1;
-                    progress.0.suspend(|| unreadable(&bad));
+            });
+        }
+        drop((send_done, receive_item));
+        // Results come in any order; they are taken in the inputs' order.
+        let mut waiting = BTreeMap::new();
+        let mut next = 0;
+        for (seq, done) in receive_done {
+            waiting.insert(seq, done);
+            while let Some(done) = waiting.remove(&next) {
+                next += 1;
+                match done {
+                    Done::Scored {
+                        batch,
+                        reconstructions,
+                        scores,
+                        flags,
+                    } => {
+                        tally.images += batch.len() as u64;
+                        tally.anomalies += flags.iter().filter(|&&f| f).count() as u64;
+                        progress.0.inc(batch.len() as u64);
+                        each(Scored {
+                            batch: &batch,
+                            reconstructions: &reconstructions,
+                            scores: &scores,
+                            flags: &flags,
+                        })?;
+                    }
+                    Done::Unreadable(bad) if options.strict => {
+                        return Err(DetectError::Strict(bad));
+                    }
+                    Done::Unreadable(bad) => {
+                        tally.unreadable += 1;
+                        progress.0.suspend(|| unreadable(&bad));
+                    }
+                    Done::Failed(err) => return Err(err.into()),
                 }
             }
         }
@@ -145,4 +199,30 @@ pub fn score_inputs(
     });
     progress.0.finish_and_clear();
     result.map(|()| tally)
+}
+
+/// Reads every input in order into `send`, numbering the items, until an
+/// input fails or the receiving side has gone.
+fn read(
+    inputs: &[PathBuf],
+    options: ScanOptions,
+    send: &SyncSender<(u64, Result<Item, DataError>)>,
+) {
+    let mut seq = 0;
+    for input in inputs {
+        let items = match scan(input, options) {
+            Ok(items) => items,
+            Err(err) => {
+                let _ = send.send((seq, Err(err)));
+                return;
+            }
+        };
+        for item in items {
+            let failed = item.is_err();
+            if send.send((seq, item)).is_err() || failed {
+                return;
+            }
+            seq += 1;
+        }
+    }
 }

@@ -8,7 +8,7 @@ use crate::{Autoencoder, INPUT, ModelError, Params};
 /// A trained autoencoder ready to encode images and decode codes, whatever
 /// its latent size.
 pub struct Codec {
-    inner: Box<dyn CodecImpl>,
+    inner: Box<dyn CodecImpl + Send>,
     latent: usize,
 }
 
@@ -39,11 +39,11 @@ impl Codec {
     /// A codec with `params`' weights.
     pub fn new(params: &Params) -> Result<Self, ModelError> {
         let dev = Cpu::default();
-        let inner: Box<dyn CodecImpl> = crate::with_latent!(params.latent(), |L| {
+        let inner: Box<dyn CodecImpl + Send> = crate::with_latent!(params.latent(), |L| {
             Box::new(Fixed::<L> {
                 model: Autoencoder::<L>::from_params(&dev, params)?,
                 dev,
-            }) as Box<dyn CodecImpl>
+            }) as Box<dyn CodecImpl + Send>
         })?;
         Ok(Self {
             inner,

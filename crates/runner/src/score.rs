@@ -34,7 +34,8 @@ pub(crate) fn command(cli: &Cli, args: &ScoreArgs) -> anyhow::Result<ExitCode> {
         threshold: args.threshold,
         strict: args.strict,
     };
-    let progress = if std::io::stderr().is_terminal() && !cli.quiet {
+    // A table on the terminal shows progress itself.
+    let progress = if std::io::stderr().is_terminal() && !cli.quiet && output != Output::Terminal {
         Progress::on_terminal()
     } else {
         Progress::hidden()
