@@ -32,6 +32,11 @@ sweep FILE *ARGS:
 bench CONFIG *ARGS:
     cargo run --release --quiet -- bench {{CONFIG}} {{ARGS}}
 
+# Score new images with a trained run's detector, e.g. `just score runs/default images/ --out scores.parquet`
+[group('run')]
+score DETECTOR *ARGS:
+    cargo run --release --quiet -- score {{DETECTOR}} {{ARGS}}
+
 # Run the tests; the real-data tests need AE_DATA_DIR (e.g. AE_DATA_DIR=../shared/data)
 [group('check')]
 test:
