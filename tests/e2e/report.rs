@@ -8,11 +8,12 @@ use crate::support::{
     SYNTH, SYNTH_TEST, SYNTH_TRAIN, Sandbox, bool_column, f32_column, f32s, read_parquet,
 };
 
-const FIGURES: [&str; 5] = [
+const FIGURES: [&str; 6] = [
     "reconstructions",
     "loss",
     "mse_hist",
     "top_anomalies",
+    "top_error_maps",
     "anomaly_rate_by_label",
 ];
 
@@ -96,7 +97,14 @@ fn the_quick_pipeline_scores_flags_and_reports() {
     );
 
     // Every figure is a real picture of the expected size.
-    let expected_sizes = [(1100, 266), (960, 540), (960, 540), (820, 454), (960, 540)];
+    let expected_sizes = [
+        (1100, 266),
+        (960, 540),
+        (960, 540),
+        (820, 454),
+        (848, 1580),
+        (960, 540),
+    ];
     for (stem, (w, h)) in FIGURES.iter().zip(expected_sizes) {
         let (width, height, colours) = png_stats(&root.join(format!("report/{stem}.png")));
         assert_eq!((width, height), (w, h), "{stem}.png size");

@@ -474,3 +474,97 @@ fn exit_statuses_say_what_was_found() {
         .ae_within(&["score", DETECTOR, TEST_IDX, "--threshold", "NaN"])
         .assert_error(&["--threshold NaN"]);
 }
+
+/// The list column `name` as one Vec per row.
+fn lists(frame: &DataFrame, name: &str) -> Vec<Vec<f32>> {
+    frame
+        .column(name)
+        .expect(name)
+        .list()
+        .expect("a list column")
+        .amortized_iter()
+        .map(|row| {
+            row.expect("no missing rows")
+                .as_ref()
+                .f32()
+                .expect("f32 items")
+                .into_no_null_iter()
+                .collect()
+        })
+        .collect()
+}
+
+#[test]
+fn explain_draws_the_flagged_images_and_their_errors() {
+    let sandbox = trained();
+    let rows = score(
+        &sandbox,
+        &[TEST_IDX],
+        &["--explain", "why", "--top", "3", "--explain-raw"],
+    );
+    let mse = f32_column(&rows, "mse");
+    let flags = bool_column(&rows, "is_anomaly");
+    let mut flagged: Vec<(f32, usize)> = mse
+        .iter()
+        .zip(&flags)
+        .enumerate()
+        .filter(|(_, (_, f))| **f)
+        .map(|(i, (s, _))| (*s, i))
+        .collect();
+    assert!(flagged.len() > 3, "the synthetic test split has anomalies");
+    flagged.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+
+    // The three highest, by rank, each a real picture.
+    let names: Vec<String> = (0..3)
+        .map(|r| format!("{:06}-t10k-images-idx3-ubyte-{}.png", r + 1, flagged[r].1))
+        .collect();
+    let mut expected = names.clone();
+    expected.push("error_maps.parquet".into());
+    expected.sort();
+    assert_eq!(sandbox.files_under("why"), expected);
+    for name in &names {
+        let image = image::open(sandbox.path().join("why").join(name)).expect("png");
+        assert!(
+            image.width() > 3 * 28 * 4 && image.height() > 28 * 4,
+            "{name}"
+        );
+    }
+    // The raw maps: their mean is the score.
+    let raw = read_parquet(&sandbox.path().join("why/error_maps.parquet"));
+    let scores = f32_column(&raw, "mse");
+    assert_eq!(scores, flagged[..3].iter().map(|f| f.0).collect::<Vec<_>>());
+    assert_eq!(
+        u64s(&raw, "index"),
+        flagged[..3]
+            .iter()
+            .map(|f| Some(f.1 as u64))
+            .collect::<Vec<_>>()
+    );
+    for (map, score) in lists(&raw, "squared_error").iter().zip(&scores) {
+        assert_eq!(map.len(), PIXELS);
+        let mean = map.iter().map(|&e| f64::from(e)).sum::<f64>() / PIXELS as f64;
+        assert!((mean - f64::from(*score)).abs() < 1e-6, "{mean} vs {score}");
+    }
+
+    // Without --top: one map per flagged image.
+    sandbox
+        .ae_within(&["score", DETECTOR, TEST_IDX, "--explain", "all"])
+        .assert_ok();
+    assert_eq!(sandbox.files_under("all").len(), flagged.len());
+    // A file where the folder should be.
+    fs::write(sandbox.path().join("afile"), "mine").expect("write");
+    sandbox
+        .ae_within(&["score", DETECTOR, TEST_IDX, "--explain", "afile"])
+        .assert_error(&["afile"]);
+    assert_eq!(
+        fs::read_to_string(sandbox.path().join("afile")).expect("kept"),
+        "mine"
+    );
+    // --top and --explain-raw need --explain.
+    assert_eq!(
+        sandbox
+            .ae_within(&["score", DETECTOR, TEST_IDX, "--top", "3"])
+            .code,
+        Some(2)
+    );
+}

@@ -10,17 +10,22 @@
 //! threshold. Writes the rows to an [`Output`]: a Parquet or CSV file
 //! (atomically), CSV on a pipe, or a table on a terminal.
 //!
+//! With `--explain`, [`Explainer`] draws an error map (original,
+//! reconstruction, squared error) for each flagged image.
+//!
 //! Memory stays near a few batches whatever the inputs' size, plus each
 //! row's score kept for a Parquet file: images are read on one thread
 //! while the other cores reconstruct the batch before.
 
 mod detector;
+mod explain;
 mod output;
 mod score;
 
 use std::path::PathBuf;
 
 pub use detector::{Detector, Scorer, locate};
+pub use explain::{ERROR_MAPS, ExplainOptions, Explainer};
 pub use output::{Output, Table};
 pub use score::{Progress, ScoreOptions, Scored, Tally, score_inputs};
 
@@ -51,6 +56,9 @@ pub enum DetectError {
     /// An image could not be decoded, and `--strict` was given.
     #[error("{0} (--strict: stopping at the first image that cannot be read)")]
     Strict(ae_data::scan::Unreadable),
+    /// An error map could not be drawn or written.
+    #[error(transparent)]
+    Report(#[from] ae_report::ReportError),
     /// The scores could not be written as Parquet.
     #[error(transparent)]
     Table(#[from] ae_tables::TableError),

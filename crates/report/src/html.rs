@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use crate::inputs::ReportInputs;
 
 /// The figures in page order: file stem and caption.
-pub const FIGURES: [(&str, &str); 5] = [
+pub const FIGURES: [(&str, &str); 6] = [
     (
         "reconstructions",
         "The first test images and their reconstructions",
@@ -17,6 +17,10 @@ pub const FIGURES: [(&str, &str); 5] = [
         "Distribution of the reconstruction error, with the threshold",
     ),
     ("top_anomalies", "The test images reconstructed worst"),
+    (
+        "top_error_maps",
+        "Why the worst were flagged: original, reconstruction and squared error",
+    ),
     ("anomaly_rate_by_label", "Anomaly rate by label"),
 ];
 

@@ -5,7 +5,7 @@
 //! `eval/metrics.json` (and `eval/roc.csv` with ground truth),
 //! `train/history.csv` and the resolved `config.toml`, each through its one
 //! reader; writes into `report/`: `reconstructions`, `loss`, `mse_hist`,
-//! `top_anomalies` and `anomaly_rate_by_label` as PNG or SVG (with ground
+//! `top_anomalies`, `top_error_maps` and `anomaly_rate_by_label` as PNG or SVG (with ground
 //! truth also `roc`, `precision_recall` and `score_distributions`), and
 //! `index.html`, which opens from disk with the figures beside it.
 //!
@@ -17,6 +17,7 @@
 
 mod chart;
 mod config;
+mod errormap;
 mod figures;
 mod html;
 mod inputs;
@@ -31,6 +32,7 @@ use ae_tables::TableError;
 use serde_json::json;
 
 pub use config::{FigureFormat, ReportConfig};
+pub use errormap::{ErrorMap, TOP_ERROR_MAPS, TopErrorMaps, squared_errors};
 pub use figures::{
     AnomalyRateByLabel, LossCurves, MseHistogram, Reconstructions, Shown, TopAnomalies,
 };
@@ -195,6 +197,11 @@ fn draw_figures(
     render(
         &TopAnomalies::highest(inputs, cfg.top_anomalies),
         &path("top_anomalies"),
+        cfg.format,
+    )?;
+    render(
+        &TopErrorMaps::highest(inputs),
+        &path("top_error_maps"),
         cfg.format,
     )?;
     render(

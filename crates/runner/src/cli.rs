@@ -196,6 +196,20 @@ pub(crate) struct ScoreArgs {
     /// Exit with status 3 when any image is flagged (for scripts and CI).
     #[arg(long)]
     pub fail_on_anomaly: bool,
+
+    /// Draw each flagged image's error map into DIR: original, reconstruction and the
+    /// per-pixel squared error with its colour bar.
+    #[arg(long, value_name = "DIR")]
+    pub explain: Option<PathBuf>,
+
+    /// With --explain: only the K highest-scoring flagged images.
+    #[arg(long, value_name = "K", requires = "explain",
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub top: Option<u32>,
+
+    /// With --explain: also write the squared errors to DIR/error_maps.parquet.
+    #[arg(long, requires = "explain")]
+    pub explain_raw: bool,
 }
 
 /// `ae sweep`'s arguments.

@@ -4,7 +4,10 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use ae_detect::{DetectError, Detector, Output, Progress, ScoreOptions, Table, score_inputs};
+use ae_detect::{
+    DetectError, Detector, ExplainOptions, Explainer, Output, Progress, ScoreOptions, Table,
+    score_inputs,
+};
 use anyhow::Context;
 
 use crate::cli::{Cli, ScoreArgs};
@@ -41,16 +44,44 @@ pub(crate) fn command(cli: &Cli, args: &ScoreArgs) -> anyhow::Result<ExitCode> {
         Progress::hidden()
     };
     let mut table = Table::new(output.clone(), info.score);
+    let mut explainer = match &args.explain {
+        Some(dir) => Some(Explainer::new(
+            ExplainOptions {
+                dir: dir.clone(),
+                top: args.top.map(|k| k as usize),
+                raw: args.explain_raw,
+            },
+            info.score,
+            args.threshold.unwrap_or(info.threshold),
+        )?),
+        None => None,
+    };
     let scored = score_inputs(
         &detector,
         &args.inputs,
         &options,
         &progress,
-        |batch| table.push(&batch),
+        |batch| {
+            table.push(&batch)?;
+            match &mut explainer {
+                Some(explainer) => explainer.push(&batch),
+                None => Ok(()),
+            }
+        },
         |bad| eprintln!("warning: skipped {bad}"),
     )
     .and_then(|tally| table.finish().map(|()| tally));
-    let tally = match scored {
+    let tally = match (scored, explainer) {
+        (Ok(tally), Some(explainer)) => {
+            let dir = args.explain.as_deref().unwrap_or(Path::new("."));
+            explainer.finish().map(|n| {
+                tracing::info!("drew {n} error maps in {}", dir.display());
+                tally
+            })
+        }
+        (scored, _) => scored,
+    };
+    let tally = match tally {
         Ok(tally) => tally,
         // `ae score ... | head`: whoever reads has all it wants.
         Err(DetectError::Stdout(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => {

@@ -97,3 +97,59 @@ impl ImageScores {
         write_frame(path, &mut frame, FrameFormat::Parquet)
     }
 }
+
+/// Per-pixel error maps of scored images, for `ae score --explain-raw`:
+/// one row per image with its file, index, score and its 784 squared
+/// errors as a list column `squared_error` (row-major 28×28).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ErrorMaps {
+    /// How the images were scored, which names the score column.
+    pub score: Score,
+    /// Each row's file.
+    pub file: Vec<String>,
+    /// Each row's image index in its file, when the file holds many.
+    pub index: Vec<Option<u64>>,
+    /// Each row's score.
+    pub values: Vec<f32>,
+    /// The rows' squared errors, 784 per row.
+    pub squared_errors: Vec<f32>,
+}
+
+impl ErrorMaps {
+    /// The rows as a DataFrame.
+    pub fn frame(&self) -> PolarsResult<DataFrame> {
+        use polars::prelude::{DataType, NamedFrom, Series};
+        let maps: Vec<Series> = self
+            .squared_errors
+            .chunks_exact(ae_store::IMAGE_PIXELS)
+            .map(|map| Series::new("".into(), map))
+            .collect();
+        let n = self.values.len();
+        let maps = if maps.is_empty() {
+            Series::new_empty(
+                "squared_error".into(),
+                &DataType::List(Box::new(DataType::Float32)),
+            )
+        } else {
+            Series::new("squared_error".into(), maps)
+        };
+        DataFrame::new(
+            n,
+            vec![
+                Column::new("file".into(), &self.file),
+                Column::new("index".into(), &self.index),
+                Column::new(self.score.column().into(), &self.values),
+                maps.into(),
+            ],
+        )
+    }
+
+    /// Writes the rows to `path` as Parquet, atomically.
+    pub fn write_parquet(&self, path: &Path) -> Result<(), TableError> {
+        let mut frame = self.frame().map_err(|source| TableError::Polars {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        write_frame(path, &mut frame, FrameFormat::Parquet)
+    }
+}

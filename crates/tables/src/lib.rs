@@ -13,7 +13,7 @@ mod scores;
 use std::path::PathBuf;
 
 pub use frame::{FrameFormat, write_frame};
-pub use image_scores::{ImageScores, image_score_columns};
+pub use image_scores::{ErrorMaps, ImageScores, image_score_columns};
 pub use polars;
 pub use polars::prelude::{Column, DataFrame};
 pub use scores::ScoresTable;
