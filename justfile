@@ -37,6 +37,11 @@ bench CONFIG *ARGS:
 score DETECTOR *ARGS:
     cargo run --release --quiet -- score {{DETECTOR}} {{ARGS}}
 
+# Export a trained run's detector as an ONNX model, e.g. `just export runs/default detector.onnx`
+[group('run')]
+export DETECTOR FILE:
+    cargo run --release --quiet -- export {{DETECTOR}} --onnx {{FILE}}
+
 # Run the tests; the real-data tests need AE_DATA_DIR (e.g. AE_DATA_DIR=../shared/data)
 [group('check')]
 test:

@@ -8,7 +8,9 @@ use std::path::Path;
 use polars::prelude::DataFrame;
 
 use crate::formats::{splits, write_tables};
-use crate::support::{SYNTH, SYNTH_TEST, Sandbox, bool_column, f32_column, read_parquet};
+use crate::support::{
+    SYNTH, SYNTH_TEST, Sandbox, bool_column, f32_column, f32s, read_parquet, real_data,
+};
 use ae_testkit::npy;
 
 const PIXELS: usize = 784;
@@ -420,10 +422,7 @@ fn detectors_that_are_not_whole_are_refused() {
             },
             &["latent size 7"],
         ),
-        (
-            |m| m.clear(),
-            &["`format` is missing", "`latent` is missing"],
-        ),
+        (|m| m.clear(), &["no `format` key", "not an ae detector"]),
     ];
     for (edit, needles) in cases {
         edit_metadata(&detector, &edited, edit);
@@ -435,7 +434,7 @@ fn detectors_that_are_not_whole_are_refused() {
     // that is not there.
     sandbox
         .ae_within(&["score", "runs/synth/train/model.safetensors", TEST_IDX])
-        .assert_error(&["model.safetensors", "`format` is missing"]);
+        .assert_error(&["model.safetensors", "not an ae detector"]);
     fs::create_dir_all(sandbox.path().join("runs/empty")).expect("mkdir");
     sandbox
         .ae_within(&["score", "runs/empty", TEST_IDX])
@@ -443,6 +442,17 @@ fn detectors_that_are_not_whole_are_refused() {
     sandbox
         .ae_within(&["score", "runs/nothing", TEST_IDX])
         .assert_error(&["runs/nothing", "no such file"]);
+    // The same checks stand before an export, which writes nothing then.
+    sandbox
+        .ae_within(&["export", "edited.safetensors", "--onnx", "d.onnx"])
+        .assert_error(&["edited.safetensors", "not an ae detector"]);
+    sandbox
+        .ae_within(&["export", "runs/empty", "--onnx", "d.onnx"])
+        .assert_error(&["holds no detector"]);
+    assert!(!sandbox.path().join("d.onnx").exists());
+    sandbox
+        .ae_within(&["export", DETECTOR, "--onnx", "runs"])
+        .assert_error(&["cannot write runs"]);
 }
 
 #[test]
@@ -567,4 +577,125 @@ fn explain_draws_the_flagged_images_and_their_errors() {
             .code,
         Some(2)
     );
+}
+
+/// The Python that runs the ONNX test: `AE_PYTHON` (set by `.ci/run` to a
+/// virtual environment with numpy, onnx and onnxruntime), else `python3`.
+fn python() -> String {
+    std::env::var("AE_PYTHON").unwrap_or_else(|_| "python3".into())
+}
+
+/// Little-endian f32s from a raw file.
+fn raw_f32s(path: &Path) -> Vec<f32> {
+    fs::read(path)
+        .expect("raw floats")
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes(b.try_into().expect("4 bytes")))
+        .collect()
+}
+
+/// Exports the run `run`'s detector and runs it in onnxruntime on the
+/// run's own test split: reconstructions within 1e-5 of `ae`'s (pixels are
+/// in [0, 1]; the two GEMMs sum in different orders in float32), scores
+/// within 1e-5 relative, and the same flags except where a score is that
+/// close to the threshold.
+fn onnx_matches_ae(sandbox: &Sandbox, run: &str) {
+    let root = sandbox.path().join("runs").join(run);
+    sandbox
+        .ae_within(&["export", &format!("runs/{run}"), "--onnx", "d.onnx"])
+        .assert_ok();
+    let split = fs::read(root.join("data/test.safetensors")).expect("split");
+    let images = f32s(&split, "images");
+    let n = images.len() / PIXELS;
+    let raw: Vec<u8> = images.iter().flat_map(|v| v.to_le_bytes()).collect();
+    fs::write(sandbox.path().join("images.f32"), raw).expect("write");
+    let out = sandbox.path().join("ort");
+    fs::create_dir_all(&out).expect("mkdir");
+    let script = crate::support::workspace_root().join("tests/e2e/onnx_run.py");
+    let status = std::process::Command::new(python())
+        .arg(&script)
+        .args(["d.onnx", "images.f32", &n.to_string(), "ort"])
+        .current_dir(sandbox.path())
+        .status()
+        .unwrap_or_else(|e| panic!("cannot run {} (set AE_PYTHON): {e}", python()));
+    assert!(status.success(), "onnxruntime failed on the exported model");
+
+    let ours = f32s(
+        &fs::read(root.join("infer/decoded.safetensors")).expect("decoded"),
+        "images",
+    );
+    let theirs = raw_f32s(&out.join("reconstruction.f32"));
+    assert_eq!(theirs.len(), ours.len());
+    let worst = ours
+        .iter()
+        .zip(&theirs)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f32, f32::max);
+    assert!(worst < 1e-5, "reconstructions differ by up to {worst}");
+
+    let eval = read_parquet(&root.join("eval/scores.parquet"));
+    let scores = f32_column(&eval, "mse");
+    let flags = bool_column(&eval, "is_anomaly");
+    let onnx_scores = raw_f32s(&out.join("score.f32"));
+    let onnx_flags: Vec<bool> = fs::read(out.join("is_anomaly.u8"))
+        .expect("flags")
+        .iter()
+        .map(|&b| b == 1)
+        .collect();
+    let metadata: serde_json::Value =
+        serde_json::from_slice(&fs::read(out.join("metadata.json")).expect("json")).expect("json");
+    let threshold: f64 = metadata["metadata"]["threshold"]
+        .as_str()
+        .expect("threshold in metadata_props")
+        .parse()
+        .expect("a number");
+    let detector_meta = safetensors::SafeTensors::read_metadata(
+        &fs::read(root.join("eval/detector.safetensors")).expect("detector"),
+    )
+    .expect("header")
+    .1;
+    assert_eq!(
+        metadata["metadata"]
+            .as_object()
+            .expect("props")
+            .iter()
+            .map(|(k, v)| (k.clone(), v.as_str().expect("string").to_string()))
+            .collect::<std::collections::HashMap<_, _>>(),
+        detector_meta.metadata().clone().expect("metadata"),
+    );
+    assert!(metadata["opset"][0].as_i64().expect("opset") >= 13);
+    assert_eq!(
+        metadata["outputs"],
+        serde_json::json!(["reconstruction", "score", "is_anomaly"])
+    );
+    assert_eq!(onnx_scores.len(), n);
+    let mut worst = 0.0f64;
+    for i in 0..n {
+        let (a, b) = (f64::from(scores[i]), f64::from(onnx_scores[i]));
+        worst = worst.max((a - b).abs() / a);
+        if (a - threshold).abs() > 1e-5 * threshold {
+            assert_eq!(
+                onnx_flags[i], flags[i],
+                "image {i}: {a} vs {b}, threshold {threshold}"
+            );
+        }
+    }
+    assert!(worst < 1e-5, "scores differ by up to {worst} relative");
+    assert!(flags.iter().any(|&f| f), "some images are flagged");
+}
+
+#[test]
+fn the_onnx_export_runs_in_onnxruntime_as_ae_scores() {
+    let sandbox = trained();
+    onnx_matches_ae(&sandbox, "synth");
+    // And on real MNIST test images.
+    if let Some(data) =
+        real_data("the_onnx_export_runs_in_onnxruntime_as_ae_scores (real MNIST part)")
+    {
+        let sandbox = Sandbox::new();
+        sandbox
+            .ae(&["pipeline", "configs/quick.toml"], Some(&data))
+            .assert_ok();
+        onnx_matches_ae(&sandbox, "quick");
+    }
 }

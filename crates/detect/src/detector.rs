@@ -64,6 +64,11 @@ impl Detector {
         &self.info
     }
 
+    /// Its weights.
+    pub fn params(&self) -> &Params {
+        &self.params
+    }
+
     /// The file it was read from.
     pub fn path(&self) -> &Path {
         &self.path

@@ -13,12 +13,16 @@
 //! With `--explain`, [`Explainer`] draws an error map (original,
 //! reconstruction, squared error) for each flagged image.
 //!
+//! [`export_onnx`] writes the detector as a standard ONNX model, threshold
+//! included.
+//!
 //! Memory stays near a few batches whatever the inputs' size, plus each
 //! row's score kept for a Parquet file: images are read on one thread
 //! while the other cores reconstruct the batch before.
 
 mod detector;
 mod explain;
+mod export;
 mod output;
 mod score;
 
@@ -26,6 +30,7 @@ use std::path::PathBuf;
 
 pub use detector::{Detector, Scorer, locate};
 pub use explain::{ERROR_MAPS, ExplainOptions, Explainer};
+pub use export::{IR_VERSION, OPSET, export_onnx, onnx_model};
 pub use output::{Output, Table};
 pub use score::{Progress, ScoreOptions, Scored, Tally, score_inputs};
 
@@ -65,6 +70,9 @@ pub enum DetectError {
     /// The scores could not be written to standard output.
     #[error("cannot write the scores to standard output")]
     Stdout(#[source] std::io::Error),
+    /// The ONNX model could not be encoded.
+    #[error("cannot encode the ONNX model: {0}")]
+    Onnx(String),
     /// `--threshold` is not a finite number.
     #[error("--threshold {0} is not a finite number")]
     Threshold(f64),

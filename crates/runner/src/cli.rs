@@ -119,6 +119,18 @@ pub(crate) enum Command {
     /// (each is named; the rest are scored and written); 3 with --fail-on-anomaly when an image
     /// is flagged; 1 on any other error.
     Score(ScoreArgs),
+    /// Export a trained detector for use without ae: a standard ONNX model.
+    ///
+    /// DETECTOR as for `ae score`. The model takes `images` float32 `[N, 784]` (pixel/255,
+    /// row-major) and gives `reconstruction` `[N, 784]`, `score` `[N]` and `is_anomaly` bool `[N]`,
+    /// with the threshold inside the graph and the detector's metadata in metadata_props.
+    Export {
+        /// The detector: a detector file, a run directory, or an experiment config.
+        detector: PathBuf,
+        /// Where to write the ONNX model.
+        #[arg(long, value_name = "FILE", required = true)]
+        onnx: PathBuf,
+    },
     /// Time the training engines on an experiment's data: seconds per epoch
     /// (validation included) and training images per second.
     Bench {

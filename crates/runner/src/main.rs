@@ -109,6 +109,7 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Sweep(args) => sweep::command(cli, &workspace(cli), args),
         Command::Score(args) => return score::command(cli, args),
+        Command::Export { detector, onnx } => score::export(cli, detector, onnx),
     }
     .map(|()| ExitCode::SUCCESS)
 }

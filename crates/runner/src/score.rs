@@ -1,4 +1,5 @@
-//! `ae score`: a trained detector on new images, through `ae-detect`.
+//! `ae score` and `ae export`: a trained detector on new images, and as
+//! ONNX, through `ae-detect`.
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -125,6 +126,22 @@ pub(crate) fn command(cli: &Cli, args: &ScoreArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// Runs `ae export DETECTOR --onnx FILE`.
+pub(crate) fn export(cli: &Cli, detector: &Path, onnx: &Path) -> anyhow::Result<()> {
+    crate::logging::init_terminal(cli.verbose, cli.quiet)?;
+    let path = detector_file(cli, detector)?;
+    let detector = Detector::open(&path)
+        .with_context(|| format!("cannot use the detector {}", path.display()))?;
+    ae_detect::export_onnx(&detector, onnx)?;
+    crate::output::line(format_args!(
+        "wrote {} (ONNX opset {}; threshold {} inside)",
+        onnx.display(),
+        ae_detect::OPSET,
+        detector.info().threshold
+    ));
+    Ok(())
 }
 
 /// The detector file DETECTOR names: a detector file, a run directory, or

@@ -91,6 +91,14 @@ impl DetectorInfo {
         path: &Path,
         metadata: &BTreeMap<String, String>,
     ) -> Result<Self, StoreError> {
+        if !metadata.contains_key("format") {
+            return Err(StoreError::Detector {
+                path: path.to_path_buf(),
+                problems: vec![
+                    "its metadata has no `format` key, so it is not an ae detector (a run's detector is runs/NAME/eval/detector.safetensors)".into(),
+                ],
+            });
+        }
         let mut problems = Vec::new();
         let get = |key: &str, problems: &mut Vec<String>| -> String {
             match metadata.get(key) {
