@@ -348,6 +348,35 @@ fn bad_inputs_are_refused_naming_the_file() {
     sandbox
         .ae_within(&["score", DETECTOR, TEST_IDX, "--out", "out.txt"])
         .assert_error(&["out.txt", ".parquet or .csv"]);
+    // An empty array.
+    fs::write(root.join("none.npy"), npy("|u1", &[0, 28, 28], &[])).expect("npy");
+    sandbox
+        .ae_within(&["score", DETECTOR, "bad/none.npy"])
+        .assert_error(&["bad/none.npy", "holds no image"]);
+    // Outputs that would overwrite what the user has are refused up front.
+    fs::write(root.join("mine.csv"), "label\n").expect("write");
+    sandbox
+        .ae_within(&["score", DETECTOR, "bad/mine.csv", "--out", "bad/./mine.csv"])
+        .assert_error(&["--out bad/./mine.csv is also an input"]);
+    assert_eq!(
+        fs::read_to_string(root.join("mine.csv")).expect("kept"),
+        "label\n"
+    );
+    let before = fs::read(sandbox.path().join(DETECTOR)).expect("detector");
+    sandbox
+        .ae_within(&["score", DETECTOR, TEST_IDX, "--out", DETECTOR])
+        .assert_error(&["--out runs/synth/eval/detector.safetensors"]);
+    assert_eq!(
+        fs::read(sandbox.path().join(DETECTOR)).expect("detector"),
+        before
+    );
+    sandbox
+        .ae_within(&["score", DETECTOR, "bad", "--explain", "bad/why"])
+        .assert_error(&["--explain bad/why", "inside the input folder"]);
+    assert!(!root.join("why").exists());
+    sandbox
+        .ae_within(&["export", DETECTOR, "--onnx", DETECTOR])
+        .assert_error(&["is also the detector"]);
     // Usage errors are clap's, with its exit status 2.
     let run = sandbox.ae_within(&["score", DETECTOR, TEST_IDX, "--format", "tiff"]);
     assert_eq!(run.code, Some(2), "{}", run.stderr);
@@ -430,6 +459,18 @@ fn detectors_that_are_not_whole_are_refused() {
         run.assert_error(needles);
         run.assert_error(&["edited.safetensors"]);
     }
+    // Weights that are NaN, metadata intact.
+    let mut bytes = fs::read(&detector).expect("detector");
+    let len = u64::from_le_bytes(bytes[..8].try_into().expect("8 bytes")) as usize;
+    let header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + len]).expect("header");
+    let start = header["decoder.bias"]["data_offsets"][0]
+        .as_u64()
+        .expect("offset") as usize;
+    bytes[8 + len + start..8 + len + start + 4].copy_from_slice(&f32::NAN.to_le_bytes());
+    fs::write(&edited, bytes).expect("write");
+    sandbox
+        .ae_within(&["score", "edited.safetensors", TEST_IDX])
+        .assert_error(&["edited.safetensors", "not finite numbers"]);
     // A model without the detector's metadata, a run that has none, a path
     // that is not there.
     sandbox
@@ -445,7 +486,7 @@ fn detectors_that_are_not_whole_are_refused() {
     // The same checks stand before an export, which writes nothing then.
     sandbox
         .ae_within(&["export", "edited.safetensors", "--onnx", "d.onnx"])
-        .assert_error(&["edited.safetensors", "not an ae detector"]);
+        .assert_error(&["edited.safetensors", "not finite numbers"]);
     sandbox
         .ae_within(&["export", "runs/empty", "--onnx", "d.onnx"])
         .assert_error(&["holds no detector"]);

@@ -166,6 +166,9 @@ pub fn scan(path: &Path, options: ScanOptions) -> Result<Items, DataError> {
             };
             // An archive is scored on its test images.
             let set = formats::read(&source, key, crate::sources::Role::Test, options)?;
+            if set.count() == 0 {
+                return Err(no_image(path));
+            }
             Ok(Box::new(whole(set, batch)))
         }
     }
@@ -186,6 +189,14 @@ fn check_present(path: &Path) -> Result<(), DataError> {
                 path: path.to_path_buf(),
                 problem: format!("{:#}", anyhow_like(&e)),
             }),
+    }
+}
+
+/// A file that holds no image: nothing to score is a mistake worth naming.
+fn no_image(path: &Path) -> DataError {
+    DataError::Unusable {
+        path: path.to_path_buf(),
+        problem: "holds no image".into(),
     }
 }
 
@@ -310,6 +321,9 @@ struct NpyReader {
 fn npy_rows(path: &Path, batch: usize) -> Result<Rows<NpyReader>, DataError> {
     let (header, body) = formats::open_npy(path)?;
     let count = npy::image_count(&header).map_err(|p| Bad::new(path, p))?;
+    if count == 0 {
+        return Err(no_image(path));
+    }
     Ok(Rows {
         reader: NpyReader {
             path: path.to_path_buf(),
@@ -379,6 +393,9 @@ fn idx_rows(path: &Path, batch: usize) -> Result<Rows<IdxReader>, DataError> {
     }
     let count = usize::try_from((promised - header_len as u64) / ae_store::IMAGE_PIXELS as u64)
         .unwrap_or(usize::MAX);
+    if count == 0 {
+        return Err(no_image(path));
+    }
     Ok(Rows {
         reader: IdxReader {
             path: path.to_path_buf(),

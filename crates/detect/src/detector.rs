@@ -50,6 +50,15 @@ impl Detector {
             Ok::<_, ModelError>(DetectorInfo::from_metadata(path, metadata)?.latent)
         })?;
         let info = DetectorInfo::from_metadata(path, &metadata)?;
+        let tensors = [
+            &params.encoder_weight,
+            &params.encoder_bias,
+            &params.decoder_weight,
+            &params.decoder_bias,
+        ];
+        if !tensors.iter().all(|t| t.iter().all(|v| v.is_finite())) {
+            return Err(DetectError::NonFinite(path.to_path_buf()));
+        }
         // The weights make a codec: check now that they do.
         Codec::new(&params)?;
         Ok(Self {

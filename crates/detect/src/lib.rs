@@ -23,6 +23,7 @@
 mod detector;
 mod explain;
 mod export;
+mod guard;
 mod output;
 mod score;
 
@@ -31,6 +32,7 @@ use std::path::PathBuf;
 pub use detector::{Detector, Scorer, locate};
 pub use explain::{ERROR_MAPS, ExplainOptions, Explainer};
 pub use export::{IR_VERSION, OPSET, export_onnx, onnx_model};
+pub use guard::{Planned, check_outputs};
 pub use output::{Output, Table};
 pub use score::{Progress, ScoreOptions, Scored, Tally, score_inputs};
 
@@ -48,6 +50,22 @@ pub enum DetectError {
         dir: PathBuf,
         /// The file looked for.
         path: PathBuf,
+    },
+    /// The detector's weights hold NaN or infinite values.
+    #[error(
+        "{} holds weights that are not finite numbers (NaN or infinite): it cannot score; rerun the experiment's train and eval stages",
+        .0.display()
+    )]
+    NonFinite(PathBuf),
+    /// An output would overwrite one of the inputs or the detector.
+    #[error("{what} {} is also {role}; write it elsewhere, so that nothing you have is lost", path.display())]
+    Overwrite {
+        /// `--out`, `--explain` or `--onnx`.
+        what: &'static str,
+        /// The path.
+        path: PathBuf,
+        /// What else it is: `an input`, `the detector`, ...
+        role: String,
     },
     /// The detector file is not one this `ae` reads.
     #[error(transparent)]

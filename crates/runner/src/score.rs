@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use ae_detect::{
-    DetectError, Detector, ExplainOptions, Explainer, Output, Progress, ScoreOptions, Table,
-    score_inputs,
+    DetectError, Detector, ExplainOptions, Explainer, Output, Planned, Progress, ScoreOptions,
+    Table, check_outputs, score_inputs,
 };
 use anyhow::Context;
 
@@ -25,6 +25,32 @@ pub(crate) fn command(cli: &Cli, args: &ScoreArgs) -> anyhow::Result<ExitCode> {
     let output = Output::choose(args.out.as_deref(), std::io::stdout().is_terminal())
         .map_err(anyhow::Error::msg)?;
     let path = detector_file(cli, &args.detector)?;
+    let raw = args
+        .explain
+        .as_ref()
+        .filter(|_| args.explain_raw)
+        .map(|dir| dir.join(ae_detect::ERROR_MAPS));
+    let planned: Vec<Planned<'_>> = [
+        args.out.as_deref().map(|path| Planned {
+            flag: "--out",
+            path,
+            folder: false,
+        }),
+        args.explain.as_deref().map(|path| Planned {
+            flag: "--explain",
+            path,
+            folder: true,
+        }),
+        raw.as_deref().map(|path| Planned {
+            flag: "--explain-raw",
+            path,
+            folder: false,
+        }),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    check_outputs(&path, &args.inputs, &planned)?;
     let detector = Detector::open(&path)
         .with_context(|| format!("cannot use the detector {}", path.display()))?;
     let info = detector.info();
@@ -134,6 +160,12 @@ pub(crate) fn export(cli: &Cli, detector: &Path, onnx: &Path) -> anyhow::Result<
     let path = detector_file(cli, detector)?;
     let detector = Detector::open(&path)
         .with_context(|| format!("cannot use the detector {}", path.display()))?;
+    let planned = Planned {
+        flag: "--onnx",
+        path: onnx,
+        folder: false,
+    };
+    check_outputs(&path, &[], &[planned])?;
     ae_detect::export_onnx(&detector, onnx)?;
     crate::output::line(format_args!(
         "wrote {} (ONNX opset {}; threshold {} inside)",
