@@ -113,7 +113,7 @@ pub(crate) enum Command {
     /// BMP), a folder of them (flat, or one folder per class), an .npy or .npz, an IDX images
     /// file (raw or .gz), or a CSV or Parquet table; mix them freely. One row per image goes to
     /// --out (.parquet or .csv), else to stdout: a table on a terminal, CSV on a pipe. The
-    /// summary line goes to stderr.
+    /// summary line goes to stderr. --explain DIR draws why each flagged image was flagged.
     ///
     /// Exit status: 0 when every image was scored; 1 when some image files could not be read
     /// (each is named; the rest are scored and written); 3 with --fail-on-anomaly when an image
@@ -197,7 +197,8 @@ pub(crate) struct ScoreArgs {
     #[arg(long)]
     pub resize: bool,
 
-    /// The format of every INPUT, when their names do not tell it.
+    /// The format of every INPUT, when their names do not tell it: idx, npy, npz, folder, csv
+    /// or parquet.
     #[arg(long, value_name = "FORMAT")]
     pub format: Option<ae_data::Format>,
 
