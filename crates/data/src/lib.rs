@@ -341,7 +341,7 @@ fn own_sets(cfg: &DataConfig, data_root: &Path) -> Result<Sets, DataError> {
     let mut test = None;
     let mut validation = None;
     for (role, key, source) in sources::own(cfg) {
-        let set = formats::read(source, key, role, options)?;
+        let set = formats::read(source, key, role.npz_prefix(), options)?;
         tracing::info!(
             "{key}: {} images from {}{}",
             set.count(),

@@ -165,7 +165,7 @@ pub fn scan(path: &Path, options: ScanOptions) -> Result<Items, DataError> {
                 resize: options.resize,
             };
             // An archive is scored on its test images.
-            let set = formats::read(&source, key, crate::sources::Role::Test, options)?;
+            let set = formats::read(&source, key, "test", options)?;
             if set.count() == 0 {
                 return Err(no_image(path));
             }

@@ -28,6 +28,16 @@ impl Role {
             Role::Outliers => "outlier",
         }
     }
+
+    /// Which arrays of an `.npz` archive the split reads: `train`, `val`
+    /// or `test`.
+    pub(crate) fn npz_prefix(self) -> &'static str {
+        match self {
+            Role::Train => "train",
+            Role::Validation => "val",
+            Role::Test | Role::Outliers => "test",
+        }
+    }
 }
 
 /// One split's two files of a published dataset.

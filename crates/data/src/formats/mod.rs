@@ -16,7 +16,6 @@ mod table;
 
 use std::path::{Path, PathBuf};
 
-use crate::sources::Role;
 use crate::{DataError, FilePair, Fix, Format, IdxKind, SplitSource, idx, read_idx};
 
 pub(crate) use folder::{IMAGE_EXTENSIONS, decode, decode_each, image_files};
@@ -134,20 +133,12 @@ pub(crate) fn detect(
     }
 }
 
-/// Which arrays of an `.npz` archive a split reads: `train`, `val` or `test`.
-fn npz_prefix(role: Role) -> &'static str {
-    match role {
-        Role::Train => "train",
-        Role::Validation => "val",
-        Role::Test | Role::Outliers => "test",
-    }
-}
-
-/// Reads the images `source` names (given under `key`) for the split `role`.
+/// Reads the images `source` names (given under `key`); from an `.npz`
+/// archive, the arrays `<npz_prefix>_images` and `<npz_prefix>_labels`.
 pub(crate) fn read(
     source: &SplitSource,
     key: &str,
-    role: Role,
+    npz_prefix: &str,
     options: ReadOptions,
 ) -> Result<ImageSet, DataError> {
     // A folder can only be a source of its own, never one of a pair.
@@ -159,7 +150,7 @@ pub(crate) fn read(
         SplitSource::Pair(pair) => read_pair(pair, key, options),
         SplitSource::Path(path) => match detect(path, options.format, key)? {
             Format::Folder => folder::read(path, options.resize),
-            Format::Npz => Ok(npz::read(path, npz_prefix(role))?),
+            Format::Npz => Ok(npz::read(path, npz_prefix)?),
             Format::Npy => Ok(ImageSet {
                 pixels: npy_file(path, npy::read_images)?,
                 labels: None,
