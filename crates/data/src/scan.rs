@@ -16,14 +16,12 @@
 //! naming the file and, where it is one image, which.
 
 use std::fs::File;
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
 
-use flate2::read::GzDecoder;
-
 use crate::formats::{self, Bad, ImageSet, Pixels, npy};
-use crate::{DataError, Fix, Format, IdxKind, SplitSource, idx};
-use crate::{IdxError, normalize};
+use crate::source::{self, IdxStream, StreamError};
+use crate::{DataError, Fix, Format, IdxError, IdxKind, SplitSource, idx, normalize};
 
 /// Where a scored image came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -183,12 +181,7 @@ fn check_present(path: &Path) -> Result<(), DataError> {
             problem: "no such file or folder".into(),
         }),
         Ok(meta) if meta.is_dir() => Ok(()),
-        _ => ae_store::regular_file(path)
-            .map(drop)
-            .map_err(|e| DataError::Unusable {
-                path: path.to_path_buf(),
-                problem: format!("{:#}", anyhow_like(&e)),
-            }),
+        _ => Ok(ae_store::regular_file(path).map(drop)?),
     }
 }
 
@@ -198,18 +191,6 @@ fn no_image(path: &Path) -> DataError {
         path: path.to_path_buf(),
         problem: "holds no image".into(),
     }
-}
-
-/// An error and its causes on one line.
-fn anyhow_like(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 /// One image file, decoded; a file that cannot be is [`Item::Unreadable`].
@@ -350,7 +331,7 @@ impl RowReader for NpyReader {
 /// The body of an IDX images file (gzip or raw).
 struct IdxReader {
     path: PathBuf,
-    body: Box<dyn Read + Send>,
+    body: Box<dyn Read + Send + 'static>,
     gzipped: bool,
 }
 
@@ -360,38 +341,14 @@ fn idx_rows(path: &Path, batch: usize) -> Result<Rows<IdxReader>, DataError> {
         path: path.to_path_buf(),
         source,
     })?;
-    let mut file = BufReader::with_capacity(1 << 20, file);
-    let gzipped = file
-        .fill_buf()
-        .map_err(|source| DataError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?
-        .starts_with(&[0x1f, 0x8b]);
-    let mut body: Box<dyn Read + Send> = if gzipped {
-        Box::new(GzDecoder::new(file))
-    } else {
-        Box::new(file)
-    };
-    let idx_error = |source| DataError::Idx {
-        path: path.to_path_buf(),
-        fix: Fix::Replace,
-        source,
-    };
-    let header_len = idx::header_len(IdxKind::Images);
-    let mut header = Vec::with_capacity(header_len);
-    (&mut body)
-        .take(header_len as u64)
-        .read_to_end(&mut header)
-        .map_err(|source| io_error(path, gzipped, source))?;
-    let promised = idx::promised_len(&header, IdxKind::Images).map_err(idx_error)?;
-    if !gzipped && meta.len() != promised {
-        return Err(idx_error(IdxError::WrongLength {
-            expected: usize::try_from(promised).unwrap_or(usize::MAX),
-            found: usize::try_from(meta.len()).unwrap_or(usize::MAX),
-        }));
-    }
-    let count = usize::try_from((promised - header_len as u64) / ae_store::IMAGE_PIXELS as u64)
+    let kind = IdxKind::Images;
+    let stream_error = |e| source::stream_error(path, Fix::Replace, e);
+    let stream = IdxStream::open(file, kind).map_err(stream_error)?;
+    let promised = stream
+        .promised(kind, Some(meta.len()))
+        .map_err(stream_error)?;
+    let header_len = idx::header_len(kind) as u64;
+    let count = usize::try_from((promised - header_len) / ae_store::IMAGE_PIXELS as u64)
         .unwrap_or(usize::MAX);
     if count == 0 {
         return Err(no_image(path));
@@ -399,8 +356,8 @@ fn idx_rows(path: &Path, batch: usize) -> Result<Rows<IdxReader>, DataError> {
     Ok(Rows {
         reader: IdxReader {
             path: path.to_path_buf(),
-            body,
-            gzipped,
+            body: stream.body,
+            gzipped: stream.gzipped,
         },
         path: path.to_path_buf(),
         next: 0,
@@ -447,18 +404,7 @@ impl RowReader for IdxReader {
 }
 
 fn io_error(path: &Path, gzipped: bool, source: std::io::Error) -> DataError {
-    if gzipped {
-        DataError::CorruptGzip {
-            path: path.to_path_buf(),
-            fix: Fix::Replace,
-            source,
-        }
-    } else {
-        DataError::Read {
-            path: path.to_path_buf(),
-            source,
-        }
-    }
+    source::stream_error(path, Fix::Replace, StreamError::Io { gzipped, source })
 }
 
 /// The images of a folder, listed first, decoded a batch at a time; each

@@ -40,6 +40,61 @@ pub(crate) enum StreamError {
     },
 }
 
+/// An IDX stream opened: its header (shorter when the stream ends first),
+/// the body after it, and whether it is gzip.
+pub(crate) struct IdxStream<'r> {
+    /// The header's bytes, decompressed.
+    pub(crate) header: Vec<u8>,
+    /// What follows the header, decompressed.
+    pub(crate) body: Box<dyn Read + Send + 'r>,
+    /// Whether the stream is gzip.
+    pub(crate) gzipped: bool,
+}
+
+impl<'r> IdxStream<'r> {
+    /// Opens `source` (gzip recognised by its magic number) and reads the
+    /// header of an IDX file of `kind`.
+    pub(crate) fn open(source: impl Read + Send + 'r, kind: IdxKind) -> Result<Self, StreamError> {
+        let mut file = BufReader::with_capacity(CHUNK, source);
+        let gzipped = file
+            .fill_buf()
+            .map_err(|source| StreamError::Io {
+                gzipped: false,
+                source,
+            })?
+            .starts_with(&GZIP_MAGIC);
+        let mut body: Box<dyn Read + Send + 'r> = if gzipped {
+            Box::new(GzDecoder::new(file))
+        } else {
+            Box::new(file)
+        };
+        let header_len = idx::header_len(kind);
+        let mut header = Vec::with_capacity(header_len);
+        (&mut body)
+            .take(header_len as u64)
+            .read_to_end(&mut header)
+            .map_err(|source| StreamError::Io { gzipped, source })?;
+        Ok(Self {
+            header,
+            body,
+            gzipped,
+        })
+    }
+
+    /// The length of the whole file its header promises; when `raw_len`, a
+    /// file's size, is known, a raw stream of another length is refused.
+    pub(crate) fn promised(&self, kind: IdxKind, raw_len: Option<u64>) -> Result<u64, StreamError> {
+        let promised = idx::promised_len(&self.header, kind).map_err(StreamError::Idx)?;
+        if let Some(len) = raw_len.filter(|&len| !self.gzipped && len != promised) {
+            return Err(StreamError::Idx(IdxError::WrongLength {
+                expected: usize::try_from(promised).unwrap_or(usize::MAX),
+                found: usize::try_from(len).unwrap_or(usize::MAX),
+            }));
+        }
+        Ok(promised)
+    }
+}
+
 /// The decompressed bytes of an IDX stream of `kind` (gzip recognised by
 /// its magic number), read no further than they may be: the length its
 /// header promises (at most `published_len`, a published file's length,
@@ -48,48 +103,30 @@ pub(crate) enum StreamError {
 /// refused before its body is read. Memory is taken as the bytes arrive, so
 /// a header that lies costs nothing.
 pub(crate) fn read_idx_stream(
-    source: impl Read,
+    source: impl Read + Send,
     kind: IdxKind,
     published_len: Option<u64>,
     raw_len: Option<u64>,
 ) -> Result<Vec<u8>, StreamError> {
-    let mut file = BufReader::with_capacity(CHUNK, source);
-    let io_err = |gzipped| move |source| StreamError::Io { gzipped, source };
-    let gzipped = file
-        .fill_buf()
-        .map_err(io_err(false))?
-        .starts_with(&GZIP_MAGIC);
-    let mut reader: Box<dyn Read> = if gzipped {
-        Box::new(GzDecoder::new(file))
-    } else {
-        Box::new(file)
-    };
+    let stream = IdxStream::open(source, kind)?;
     let header_len = idx::header_len(kind);
-    let mut bytes = Vec::with_capacity(header_len);
-    (&mut reader)
-        .take(header_len as u64)
-        .read_to_end(&mut bytes)
-        .map_err(io_err(gzipped))?;
-    if bytes.len() < header_len {
+    if stream.header.len() < header_len {
         // Too short for a header: the parser says so.
-        return Ok(bytes);
+        return Ok(stream.header);
     }
-    let promised = idx::promised_len(&bytes, kind).map_err(StreamError::Idx)?;
-    if let Some(len) = raw_len.filter(|&len| !gzipped && len != promised) {
-        return Err(StreamError::Idx(IdxError::WrongLength {
-            expected: usize::try_from(promised).unwrap_or(usize::MAX),
-            found: usize::try_from(len).unwrap_or(usize::MAX),
-        }));
-    }
+    let promised = stream.promised(kind, raw_len)?;
+    let (mut bytes, gzipped) = (stream.header, stream.gzipped);
     let bound = published_len.map_or(promised, |len| len.min(promised));
-    let mut body = reader.take(bound.saturating_sub(header_len as u64) + 1);
+    let mut body = stream
+        .body
+        .take(bound.saturating_sub(header_len as u64) + 1);
     let mut chunk = vec![0u8; CHUNK];
     loop {
         let n = match body.read(&mut chunk) {
             Ok(0) => break,
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(io_err(gzipped)(e)),
+            Err(source) => return Err(StreamError::Io { gzipped, source }),
         };
         bytes
             .try_reserve(n)
@@ -100,6 +137,21 @@ pub(crate) fn read_idx_stream(
         return Err(StreamError::Idx(IdxError::Oversized { expected: bound }));
     }
     Ok(bytes)
+}
+
+/// The error of a user's or a dataset's file at `path` that could not be
+/// read as IDX; `fix` says what to do about a bad one.
+pub(crate) fn stream_error(path: &Path, fix: Fix, err: StreamError) -> DataError {
+    let path = path.to_path_buf();
+    match err {
+        StreamError::Io {
+            gzipped: true,
+            source,
+        } => DataError::CorruptGzip { path, fix, source },
+        StreamError::Io { source, .. } => DataError::Read { path, source },
+        StreamError::Idx(source) => DataError::Idx { path, fix, source },
+        StreamError::Memory { bytes } => DataError::Memory { path, bytes },
+    }
 }
 
 /// The decompressed bytes of the IDX file of `kind` at `path` (gzip
@@ -121,16 +173,8 @@ pub fn read_idx(
         path: path.to_path_buf(),
         source,
     })?;
-    let path = path.to_path_buf();
-    read_idx_stream(file, kind, published_len, Some(meta.len())).map_err(|e| match e {
-        StreamError::Io {
-            gzipped: true,
-            source,
-        } => DataError::CorruptGzip { path, fix, source },
-        StreamError::Io { source, .. } => DataError::Read { path, source },
-        StreamError::Idx(source) => DataError::Idx { path, fix, source },
-        StreamError::Memory { bytes } => DataError::Memory { path, bytes },
-    })
+    read_idx_stream(file, kind, published_len, Some(meta.len()))
+        .map_err(|e| stream_error(path, fix, e))
 }
 
 /// Checks that decompressed `bytes` are the published content of `file`.

@@ -46,10 +46,10 @@ impl Detector {
     /// the latent size the metadata says.
     pub fn open(path: &Path) -> Result<Self, DetectError> {
         ae_store::regular_file(path)?;
-        let (params, metadata) = Params::load_with_metadata(path, |metadata| {
-            Ok::<_, ModelError>(DetectorInfo::from_metadata(path, metadata)?.latent)
+        let (params, info) = Params::load_with_metadata(path, |metadata| {
+            let info = DetectorInfo::from_metadata(path, metadata)?;
+            Ok::<_, ModelError>((info.latent, info))
         })?;
-        let info = DetectorInfo::from_metadata(path, &metadata)?;
         let tensors = [
             &params.encoder_weight,
             &params.encoder_bias,

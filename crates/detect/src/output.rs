@@ -6,7 +6,6 @@ use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use ae_data::scan::Origin;
 use ae_store::Score;
 use ae_tables::{ImageScores, image_score_columns};
 
@@ -111,14 +110,17 @@ impl Table {
     fn keep(&mut self, scored: &Scored<'_>) {
         let batch = scored.batch;
         for (i, origin) in batch.origins.iter().enumerate() {
-            let next = self.rows.files.len() as u32;
-            let id = *self
-                .file_ids
-                .entry(origin.path().to_path_buf())
-                .or_insert(next);
-            if id == next {
-                self.rows.files.push(origin.path().display().to_string());
-            }
+            // Looked up by reference: a file of a million images is one
+            // entry, and its rows allocate nothing.
+            let id = match self.file_ids.get(origin.path()) {
+                Some(&id) => id,
+                None => {
+                    let id = self.rows.files.len() as u32;
+                    self.file_ids.insert(origin.path().to_path_buf(), id);
+                    self.rows.files.push(origin.path().display().to_string());
+                    id
+                }
+            };
             let (label, label_name) = label_of(batch, i);
             self.rows.file.push(id);
             self.rows.index.push(origin.index());
@@ -147,7 +149,15 @@ impl Table {
                         .or(label.map(|l| l.to_string()))
                         .unwrap_or_else(|| "-".into()),
                 )?,
-                _ => csv_row(&mut self.stdout, origin, label, name, score, flag)?,
+                _ => csv_row(
+                    &mut self.stdout,
+                    &origin.path().display().to_string(),
+                    origin.index(),
+                    label,
+                    name,
+                    score,
+                    flag,
+                )?,
             }
         }
         Ok(())
@@ -183,37 +193,38 @@ fn label_of(batch: &ae_data::scan::Batch, i: usize) -> (Option<u8>, Option<&str>
 fn write_csv(out: &mut dyn Write, score: Score, rows: &ImageScores) -> std::io::Result<()> {
     writeln!(out, "{}", image_score_columns(score).join(","))?;
     for r in 0..rows.len() {
-        let file = &rows.files[rows.file[r] as usize];
-        write!(out, "{},", quoted(file))?;
-        if let Some(index) = rows.index[r] {
-            write!(out, "{index}")?;
-        }
-        write!(out, ",")?;
-        if let Some(label) = rows.label[r] {
-            write!(out, "{label}")?;
-        }
-        write!(out, ",")?;
-        if let Some(name) = &rows.label_name[r] {
-            write!(out, "{}", quoted(name))?;
-        }
-        writeln!(out, ",{},{}", rows.values[r], rows.is_anomaly[r])?;
+        csv_row(
+            out,
+            &rows.files[rows.file[r] as usize],
+            rows.index[r],
+            rows.label[r],
+            rows.label_name[r].as_deref(),
+            rows.values[r],
+            rows.is_anomaly[r],
+        )?;
     }
     Ok(())
 }
 
+/// One CSV row, in the order of [`image_score_columns`]; a field that is
+/// absent is empty.
 fn csv_row(
     out: &mut dyn Write,
-    origin: &Origin,
+    file: &str,
+    index: Option<u64>,
     label: Option<u8>,
     name: Option<&str>,
     score: f32,
     flag: bool,
 ) -> std::io::Result<()> {
-    let index = origin.index().map(|i| i.to_string()).unwrap_or_default();
+    let index = index.map(|i| i.to_string()).unwrap_or_default();
     let label = label.map(|l| l.to_string()).unwrap_or_default();
     let name = name.map(quoted).unwrap_or_default();
-    let file = quoted(&origin.path().display().to_string());
-    writeln!(out, "{file},{index},{label},{name},{score},{flag}")
+    writeln!(
+        out,
+        "{},{index},{label},{name},{score},{flag}",
+        quoted(file)
+    )
 }
 
 /// A CSV field: quoted when it holds a comma, a quote or a line break.

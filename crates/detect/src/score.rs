@@ -29,6 +29,19 @@ pub struct ScoreOptions {
     pub strict: bool,
 }
 
+impl ScoreOptions {
+    /// The threshold images are held against: `--threshold`, else the
+    /// detector's; an error unless it is a finite number.
+    pub fn threshold(&self, detector: &Detector) -> Result<f64, DetectError> {
+        let threshold = self.threshold.unwrap_or(detector.info().threshold);
+        if threshold.is_finite() {
+            Ok(threshold)
+        } else {
+            Err(DetectError::Threshold(threshold))
+        }
+    }
+}
+
 /// One batch, scored.
 #[derive(Debug, Clone, Copy)]
 pub struct Scored<'a> {
@@ -106,10 +119,7 @@ pub fn score_inputs(
     mut each: impl FnMut(Scored<'_>) -> Result<(), DetectError>,
     mut unreadable: impl FnMut(&Unreadable),
 ) -> Result<Tally, DetectError> {
-    let threshold = options.threshold.unwrap_or(detector.info().threshold);
-    if !threshold.is_finite() {
-        return Err(DetectError::Threshold(threshold));
-    }
+    let threshold = options.threshold(detector)?;
     let mut tally = Tally {
         images: 0,
         anomalies: 0,

@@ -136,7 +136,7 @@ fn writes_scores_and_metrics_that_agree() {
         ae_store::sha256_file(&run.path(files::MODEL)).expect("hash")
     );
     let (params, _) =
-        ae_model::Params::load_with_metadata(&detector, |_| Ok(LATENT)).expect("weights");
+        ae_model::Params::load_with_metadata(&detector, |_| Ok((LATENT, ()))).expect("weights");
     assert_eq!(
         params,
         ae_model::Params::load(&run.path(files::MODEL), LATENT).expect("model")

@@ -109,15 +109,15 @@ impl Params {
     }
 
     /// Reads the weights of a file whose metadata says its latent size (a
-    /// detector), with the whole metadata; `latent` reads it from them.
-    pub fn load_with_metadata(
+    /// detector): `read` makes what it needs of the metadata, and says the
+    /// latent size, before the weights are read.
+    pub fn load_with_metadata<T>(
         path: &Path,
-        latent: impl FnOnce(&BTreeMap<String, String>) -> Result<usize, ModelError>,
-    ) -> Result<(Self, BTreeMap<String, String>), ModelError> {
+        read: impl FnOnce(&BTreeMap<String, String>) -> Result<(usize, T), ModelError>,
+    ) -> Result<(Self, T), ModelError> {
         let file = TensorFile::open(path)?;
-        let metadata = file.metadata_map();
-        let latent = latent(&metadata)?;
-        Ok((Self::read(file, latent)?, metadata))
+        let (latent, made) = read(&file.metadata_map())?;
+        Ok((Self::read(file, latent)?, made))
     }
 
     fn read(mut file: TensorFile, latent: usize) -> Result<Self, ModelError> {

@@ -79,7 +79,7 @@ pub(crate) fn command(cli: &Cli, args: &ScoreArgs) -> anyhow::Result<ExitCode> {
                 raw: args.explain_raw,
             },
             info.score,
-            args.threshold.unwrap_or(info.threshold),
+            options.threshold(&detector)?,
         )?),
         None => None,
     };

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use polars::prelude::{CsvWriter, DataFrame, ParquetWriter, SerWriter};
+use polars::prelude::{CsvWriter, DataFrame, ParquetWriter, PolarsResult, SerWriter};
 
 use crate::TableError;
 
@@ -43,4 +43,14 @@ pub fn write_frame(
         }),
         (Err(store), None) => Err(TableError::Store(store)),
     }
+}
+
+/// Writes the frame that `built` holds to `path` as Parquet, atomically; a
+/// frame that could not be built is an error naming the file.
+pub(crate) fn write_parquet(path: &Path, built: PolarsResult<DataFrame>) -> Result<(), TableError> {
+    let mut frame = built.map_err(|source| TableError::Polars {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    write_frame(path, &mut frame, FrameFormat::Parquet)
 }

@@ -6,7 +6,8 @@ use std::path::Path;
 use ae_store::Score;
 use polars::prelude::{Column, DataFrame, PolarsResult};
 
-use crate::{FrameFormat, TableError, write_frame};
+use crate::TableError;
+use crate::frame::write_parquet;
 
 /// The column names, in order; the score's is [`Score::column`].
 pub fn image_score_columns(score: Score) -> [&'static str; 6] {
@@ -90,11 +91,7 @@ impl ImageScores {
 
     /// Writes the rows to `path` as Parquet, atomically.
     pub fn write_parquet(&self, path: &Path) -> Result<(), TableError> {
-        let mut frame = self.frame().map_err(|source| TableError::Polars {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        write_frame(path, &mut frame, FrameFormat::Parquet)
+        write_parquet(path, self.frame())
     }
 }
 
@@ -146,10 +143,6 @@ impl ErrorMaps {
 
     /// Writes the rows to `path` as Parquet, atomically.
     pub fn write_parquet(&self, path: &Path) -> Result<(), TableError> {
-        let mut frame = self.frame().map_err(|source| TableError::Polars {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        write_frame(path, &mut frame, FrameFormat::Parquet)
+        write_parquet(path, self.frame())
     }
 }

@@ -7,7 +7,8 @@ use std::path::Path;
 use ae_store::{Score, StoreError};
 use polars::prelude::{Column, DataFrame, ParquetReader, PolarsResult, SerReader};
 
-use crate::{FrameFormat, TableError, write_frame};
+use crate::TableError;
+use crate::frame::write_parquet;
 
 /// The scores of a test split. Columns in the file, in order: `index` u32,
 /// `label` u8 (when the images have labels), the score f32 (named `mse` or
@@ -75,11 +76,7 @@ impl ScoresTable {
 
     /// Writes the table to `path` as Parquet, atomically.
     pub fn write(&self, path: &Path) -> Result<(), TableError> {
-        let mut frame = self.frame().map_err(|source| TableError::Polars {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        write_frame(path, &mut frame, FrameFormat::Parquet)
+        write_parquet(path, self.frame())
     }
 
     /// Reads a file written by [`ScoresTable::write`], checking its columns.
@@ -158,6 +155,7 @@ impl Columns<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::{FrameFormat, write_frame};
 
     #[test]
     fn tables_round_trip_with_and_without_ground_truth() {
