@@ -32,6 +32,16 @@ sweep FILE *ARGS:
 bench CONFIG *ARGS:
     cargo run --release --quiet -- bench {{CONFIG}} {{ARGS}}
 
+# Submit a sweep's unfinished points to SLURM, e.g. `just sweep-slurm configs/sweeps/seeds.toml --partition short`
+[group('run')]
+sweep-slurm FILE *ARGS:
+    cargo run --release --quiet -- sweep {{FILE}} --slurm {{ARGS}}
+
+# Where each point of a sweep stands (finished, running, failed, not started), and the summary so far
+[group('run')]
+sweep-status FILE *ARGS:
+    cargo run --release --quiet -- sweep {{FILE}} --status {{ARGS}}
+
 # Score new images with a trained run's detector, e.g. `just score runs/default images/ --out scores.parquet`
 [group('run')]
 score DETECTOR *ARGS:
@@ -52,3 +62,14 @@ test:
 lint:
     cargo fmt --all --check
     cargo clippy --workspace --all-targets -- -D warnings
+
+# Start a one-node SLURM cluster for the cluster test (root; apt-get install slurm-wlm munge),
+# then `export SLURM_CONF=$PWD/target/slurm/slurm.conf`
+[group('check')]
+slurm-up:
+    tests/slurm/cluster.sh start target/slurm
+
+# Stop the cluster `just slurm-up` started
+[group('check')]
+slurm-down:
+    tests/slurm/cluster.sh stop target/slurm

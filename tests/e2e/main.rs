@@ -17,6 +17,7 @@ mod integrity;
 mod own_files;
 mod report;
 mod score;
+mod slurm;
 mod staleness;
 mod support;
 mod sweep;

@@ -135,13 +135,24 @@ epochs = 2
 
     /// Runs `ae args...` here with `AE_DATA_DIR` set to `data_dir` (unset when `None`).
     pub(crate) fn ae(&self, args: &[&str], data_dir: Option<&Path>) -> Run {
+        self.ae_with_env(args, data_dir, &[])
+    }
+
+    /// [`Sandbox::ae`] with more environment variables set.
+    pub(crate) fn ae_with_env(
+        &self,
+        args: &[&str],
+        data_dir: Option<&Path>,
+        env: &[(&str, &std::ffi::OsStr)],
+    ) -> Run {
         let mut command = Command::new(env!("CARGO_BIN_EXE_ae"));
         command
             .args(args)
             .current_dir(self.path())
             .env_remove("AE_RUNS_DIR")
             .env_remove("AE_LOG")
-            .env("NO_COLOR", "1");
+            .env("NO_COLOR", "1")
+            .envs(env.iter().copied());
         match data_dir {
             Some(dir) => command.env("AE_DATA_DIR", dir),
             None => command.env_remove("AE_DATA_DIR"),

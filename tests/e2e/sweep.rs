@@ -7,7 +7,7 @@ use std::path::Path;
 use crate::support::{Run, Sandbox};
 
 /// A 2 × 2 grid over the synthetic experiment, a little smaller still.
-const GRID: &str = r#"
+pub(crate) const GRID: &str = r#"
 name = "grid"
 base = "../configs/synth.toml"
 
@@ -20,7 +20,7 @@ model.latent = [16, 32]
 seed = [0, 1]
 "#;
 
-const POINTS: [&str; 4] = [
+pub(crate) const POINTS: [&str; 4] = [
     "latent=16,seed=0",
     "latent=16,seed=1",
     "latent=32,seed=0",
@@ -52,7 +52,7 @@ fn stage_records(runs: &Path, stage: &str) -> Vec<(String, bool)> {
 }
 
 /// The summary CSV's rows without the columns that measure time.
-fn results(csv: &str) -> Vec<Vec<String>> {
+pub(crate) fn results(csv: &str) -> Vec<Vec<String>> {
     // Point names hold commas, so the writer quotes them.
     let cells = |line: &str| -> Vec<String> {
         match line.strip_prefix('"').and_then(|l| l.split_once("\",")) {

@@ -256,6 +256,56 @@ pub(crate) struct SweepArgs {
     /// Accept a grid of more than 10000 points.
     #[arg(long)]
     pub allow_large: bool,
+
+    /// Submit the points that have not finished to SLURM: one array job whose tasks each
+    /// run a share of them (--shard), then a job that collects the summary when they end.
+    /// Writes the job scripts to runs/SWEEP/slurm/; with --dry-run, prints the sbatch
+    /// lines without submitting.
+    #[arg(long, conflicts_with_all = ["collect", "shard", "jobs"])]
+    pub slurm: bool,
+
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+
+    /// Say, for every point, whether it has finished, is running, failed (and why) or
+    /// has not started, with its SLURM job when submitted; then the summary so far.
+    #[arg(long, conflicts_with_all = ["collect", "shard", "dry_run", "slurm"])]
+    pub status: bool,
+}
+
+/// What `ae sweep --slurm` asks of the cluster for each job.
+#[derive(Debug, Args)]
+pub(crate) struct ClusterArgs {
+    /// The partition (queue) to submit to [default: the cluster's].
+    #[arg(long, requires = "slurm", value_name = "P")]
+    pub partition: Option<String>,
+
+    /// The time limit of each task, as sbatch takes it (e.g. 30, 2:00:00, 1-0).
+    #[arg(long, requires = "slurm", value_name = "T")]
+    pub time: Option<String>,
+
+    /// CPUs for each task; its points train on that many threads.
+    #[arg(long, requires = "slurm", default_value_t = 2, value_name = "N",
+          value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub cpus_per_task: u16,
+
+    /// Memory of each task, as sbatch takes it (e.g. 2G) [default: the cluster's].
+    #[arg(long, requires = "slurm", value_name = "M")]
+    pub mem: Option<String>,
+
+    /// How many points each array task runs, one after another.
+    #[arg(long, requires = "slurm", default_value_t = 1, value_name = "K",
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub points_per_task: u32,
+
+    /// Another option for both sbatch calls, e.g. --sbatch-arg=--account=lab (repeatable).
+    #[arg(
+        long = "sbatch-arg",
+        requires = "slurm",
+        value_name = "ARG",
+        allow_hyphen_values = true
+    )]
+    pub sbatch_args: Vec<String>,
 }
 
 /// `--shard I/N`: the points whose 0-based index is I-1 modulo N.

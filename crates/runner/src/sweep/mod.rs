@@ -4,10 +4,14 @@
 //! pipeline` process in `runs/<sweep>/<point>/`, `--jobs` at a time, all
 //! sharing one stage cache, so a stage computed for one point (the data
 //! stage, at least) is restored for the others. Writes the summary (see
-//! `ae_report::sweep`) to `runs/<sweep>/`.
+//! `ae_report::sweep`) to `runs/<sweep>/`. `--slurm` submits the points to
+//! a SLURM cluster instead (see [`slurm`]); `--status` says where each point
+//! stands (see [`status`]).
 
 mod points;
+mod slurm;
 mod spec;
+mod status;
 mod summary;
 
 use std::path::PathBuf;
@@ -57,6 +61,12 @@ pub(crate) fn command(cli: &Cli, workspace: &Workspace, args: &SweepArgs) -> any
         sweep.base.display(),
         dir.display()
     ));
+    if args.status {
+        return status::show(&sweep, &points_workspace, &dir);
+    }
+    if args.slurm {
+        return slurm::submit(&sweep, args, workspace, &points_workspace, &dir);
+    }
     if args.dry_run {
         for point in &selected {
             let state = if points::finished(&sweep, point, &points_workspace)? {

@@ -38,13 +38,24 @@ pub(crate) fn finished(
         return Ok(false);
     }
     let manifest = Manifest::load(&manifest_path)?;
+    Ok(first_stale(sweep, point, workspace, &manifest)?.is_none())
+}
+
+/// The first of the point's result stages that must run again, and why,
+/// judged against its `manifest`; `None` when the point has finished.
+pub(crate) fn first_stale(
+    sweep: &Sweep,
+    point: &Point,
+    workspace: &Workspace,
+    manifest: &Manifest,
+) -> anyhow::Result<Option<(Stage, String)>> {
     let exp = experiment(point, sweep, workspace);
     for stage in RESULT_STAGES {
-        if observe::assess(stage, &exp, &manifest, None, None)?.decision != Decision::Fresh {
-            return Ok(false);
+        if let Decision::Run(why) = observe::assess(stage, &exp, manifest, None, None)?.decision {
+            return Ok(Some((stage, why)));
         }
     }
-    Ok(true)
+    Ok(None)
 }
 
 /// Runs points as child processes of this `ae`.

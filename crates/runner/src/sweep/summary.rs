@@ -13,19 +13,24 @@ use super::{Sweep, point_dir, points};
 use crate::experiment::Workspace;
 use crate::output;
 
-/// Reads every finished point and writes the summary into `dir`; says which
-/// points have not finished. Fails when none has.
-pub(crate) fn collect_and_write(
-    sweep: &Sweep,
-    workspace: &Workspace,
-    dir: &Path,
-) -> anyhow::Result<()> {
+/// What the finished points of a sweep say, and which have not finished.
+pub(crate) struct Gathered {
+    /// The summary's description of the sweep.
+    pub summary: sweep::Sweep,
+    /// Each finished point's results, in grid order.
+    pub results: Vec<PointResults>,
+    /// The names of the points that have not finished.
+    pub unfinished: Vec<String>,
+}
+
+/// Reads the results of every point that has finished.
+pub(crate) fn gather(sweep: &Sweep, workspace: &Workspace) -> anyhow::Result<Gathered> {
     let varying = sweep.varying();
     let mut results = Vec::new();
     let mut unfinished = Vec::new();
     for point in &sweep.points {
         if !points::finished(sweep, point, workspace)? {
-            unfinished.push(point.name.as_str());
+            unfinished.push(point.name.clone());
             continue;
         }
         let finished = FinishedPoint {
@@ -37,14 +42,6 @@ pub(crate) fn collect_and_write(
             run: RunDir::new(point_dir(workspace, point)),
         };
         results.push(PointResults::read(finished)?);
-    }
-    if results.is_empty() {
-        bail!(
-            "no point of sweep `{}` has finished in {}; run `ae sweep {}` first",
-            sweep.name,
-            dir.display(),
-            sweep.file.display()
-        );
     }
     let summary = sweep::Sweep {
         name: sweep.name.clone(),
@@ -60,6 +57,33 @@ pub(crate) fn collect_and_write(
             .collect(),
         metric: sweep.metric,
     };
+    Ok(Gathered {
+        summary,
+        results,
+        unfinished,
+    })
+}
+
+/// Reads every finished point and writes the summary into `dir`; says which
+/// points have not finished. Fails when none has.
+pub(crate) fn collect_and_write(
+    sweep: &Sweep,
+    workspace: &Workspace,
+    dir: &Path,
+) -> anyhow::Result<()> {
+    let Gathered {
+        summary,
+        results,
+        unfinished,
+    } = gather(sweep, workspace)?;
+    if results.is_empty() {
+        bail!(
+            "no point of sweep `{}` has finished in {}; run `ae sweep {}` first",
+            sweep.name,
+            dir.display(),
+            sweep.file.display()
+        );
+    }
     let written = sweep::write(&summary, &results, dir)?;
     for line in sweep::markdown(&summary, &results).lines() {
         output::line(line);
