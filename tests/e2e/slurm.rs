@@ -35,10 +35,14 @@ fn refusing_sbatch(dir: &Path) -> PathBuf {
     bin
 }
 
+/// The sweep file of the script test, in a folder whose name needs quoting.
+const SWEEP_FILE: &str = "my sweeps/it's grid.toml";
+
 #[test]
 fn the_job_scripts_name_this_binary_and_the_sweep_and_sbatch_refusals_are_clear() {
     let sandbox = Sandbox::synthetic();
-    sandbox.write("sweeps/grid.toml", GRID);
+    // A path the shell would split and unquote: the scripts must quote it.
+    sandbox.write(SWEEP_FILE, GRID);
     let empty = sandbox.path().join("empty");
     fs::create_dir_all(&empty).expect("mkdir");
 
@@ -46,7 +50,7 @@ fn the_job_scripts_name_this_binary_and_the_sweep_and_sbatch_refusals_are_clear(
     let dry = sandbox.ae_with_env(
         &[
             "sweep",
-            "sweeps/grid.toml",
+            SWEEP_FILE,
             "--slurm",
             "--dry-run",
             "--points-per-task",
@@ -89,7 +93,7 @@ fn the_job_scripts_name_this_binary_and_the_sweep_and_sbatch_refusals_are_clear(
     let script =
         fs::read_to_string(sandbox.path().join("runs/grid/slurm/array.sh")).expect("array.sh");
     let exe = fs::canonicalize(env!("CARGO_BIN_EXE_ae")).expect("ae");
-    let sweep_file = fs::canonicalize(sandbox.path().join("sweeps/grid.toml")).expect("sweep");
+    let sweep_file = fs::canonicalize(sandbox.path().join(SWEEP_FILE)).expect("sweep");
     assert!(script.starts_with("#!/bin/sh\n"), "{script}");
     assert!(
         script.contains(&format!("exec {}", exe.display())),
@@ -97,8 +101,8 @@ fn the_job_scripts_name_this_binary_and_the_sweep_and_sbatch_refusals_are_clear(
     );
     assert!(
         script.contains(&format!(
-            "--threads 4 sweep {} --shard \"$SLURM_ARRAY_TASK_ID/2\"",
-            sweep_file.display()
+            "--threads 4 sweep '{}' --shard \"$SLURM_ARRAY_TASK_ID/2\"",
+            sweep_file.display().to_string().replace('\'', r"'\''")
         )),
         "{script}"
     );
@@ -130,7 +134,7 @@ fn the_job_scripts_name_this_binary_and_the_sweep_and_sbatch_refusals_are_clear(
 
     // Without sbatch: a clear error, nothing recorded.
     let missing = sandbox.ae_with_env(
-        &["sweep", "sweeps/grid.toml", "--slurm"],
+        &["sweep", SWEEP_FILE, "--slurm"],
         None,
         &[("PATH", empty.as_os_str())],
     );
@@ -139,7 +143,7 @@ fn the_job_scripts_name_this_binary_and_the_sweep_and_sbatch_refusals_are_clear(
     // A refusal: sbatch's own words, nothing recorded.
     let bin = refusing_sbatch(sandbox.path());
     let refused = sandbox.ae_with_env(
-        &["sweep", "sweeps/grid.toml", "--slurm", "--partition", "gpu"],
+        &["sweep", SWEEP_FILE, "--slurm", "--partition", "gpu"],
         None,
         &[("PATH", bin.as_os_str())],
     );
@@ -158,12 +162,12 @@ fn the_job_scripts_name_this_binary_and_the_sweep_and_sbatch_refusals_are_clear(
     // Two submissions of one sweep at once: the second is refused.
     let lock = fs::File::create(sandbox.path().join("runs/grid/slurm/.submit.lock")).expect("lock");
     lock.lock().expect("flock");
-    let busy = sandbox.ae(&["sweep", "sweeps/grid.toml", "--slurm", "--dry-run"], None);
+    let busy = sandbox.ae(&["sweep", SWEEP_FILE, "--slurm", "--dry-run"], None);
     busy.assert_error(&["another `ae sweep --slurm` is submitting sweep `grid` now"]);
     drop(lock);
 
     // Options that need --slurm say so.
-    let stray = sandbox.ae(&["sweep", "sweeps/grid.toml", "--partition", "x"], None);
+    let stray = sandbox.ae(&["sweep", SWEEP_FILE, "--partition", "x"], None);
     assert_eq!(stray.code, Some(2), "{}", stray.stderr);
     assert!(stray.stderr.contains("--slurm"), "{}", stray.stderr);
 }
@@ -238,6 +242,16 @@ fn status_says_where_each_local_point_stands() {
         status.stdout
     );
     assert!(!runs.join("summary.csv").exists());
+
+    // A damaged record of submissions is named, with what to do.
+    fs::create_dir_all(runs.join("slurm")).expect("mkdir");
+    fs::write(runs.join("slurm/submissions.json"), "[{\"array_job\": ").expect("write");
+    sandbox
+        .ae(&["sweep", "sweeps/grid.toml", "--status"], None)
+        .assert_error(&[
+            "slurm/submissions.json is not a list of submissions",
+            "delete it",
+        ]);
 }
 
 /// The cluster's daemons' logs (next to `SLURM_CONF`), for a failure message.

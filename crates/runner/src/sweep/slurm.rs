@@ -415,10 +415,9 @@ impl Scripts {
         if args.allow_large {
             sweep_args.push("--allow-large".into());
         }
+        let file = comment_text(&sweep.file.display().to_string());
         let mut header = format!(
-            "#!/bin/sh\n# Written by `ae sweep {} --slurm`; `ae sweep {} --slurm` submits it again\n# with the points that have not finished.\nset -eu\ncd {}\n",
-            sweep.file.display(),
-            sweep.file.display(),
+            "#!/bin/sh\n# Written by `ae sweep {file} --slurm`; `ae sweep {file} --slurm` submits it again\n# with the points that have not finished.\nset -eu\ncd {}\n",
             quote(cwd.as_os_str())
         );
         // The data root as it was at submission, whatever the job's environment.
@@ -481,6 +480,17 @@ fn quote(word: &OsStr) -> String {
     } else {
         format!("'{}'", text.replace('\'', r"'\''"))
     }
+}
+
+/// `text` for a `#` comment: a line break in a file name would end the
+/// comment and make the rest a command, so control characters are escaped.
+fn comment_text(text: &str) -> String {
+    text.chars()
+        .map(|c| match c.is_control() {
+            true => c.escape_default().to_string(),
+            false => c.to_string(),
+        })
+        .collect()
 }
 
 /// A command as a shell line.
@@ -622,6 +632,12 @@ mod tests {
         assert_eq!(quote(OsStr::new("it's")), r"'it'\''s'");
         assert_eq!(quote(OsStr::new("$HOME;rm")), "'$HOME;rm'");
         assert_eq!(quote(OsStr::new("")), "''");
+    }
+
+    #[test]
+    fn a_file_name_cannot_end_a_comment() {
+        assert_eq!(comment_text("a\nrm -rf x\r.toml"), "a\\nrm -rf x\\r.toml");
+        assert_eq!(comment_text("plain é.toml"), "plain é.toml");
     }
 
     #[test]
