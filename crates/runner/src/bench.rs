@@ -13,9 +13,15 @@ use crate::pipeline::{Mode, Upstream, run_plan};
 use crate::stage::Stage;
 
 /// Trains each engine for `epochs` epochs from the config's initial weights
-/// and prints seconds per epoch (median of all but the first, which warms
-/// caches and allocators) and training images per second.
-pub(crate) fn run(exp: &Experiment, epochs: u32, engines: &[BenchEngine]) -> anyhow::Result<()> {
+/// and prints the CPU, the fused engine's kernel path, seconds per epoch
+/// (median of all but the first, which warms caches and allocators) and
+/// training images per second; with `floor`, the fused engine's GEMMs alone.
+pub(crate) fn run(
+    exp: &Experiment,
+    epochs: u32,
+    engines: &[BenchEngine],
+    floor: bool,
+) -> anyhow::Result<()> {
     if !exp.run.path(files::TRAIN_SPLIT).is_file() || !exp.run.path(files::TEST_SPLIT).is_file() {
         run_plan(exp, &[(Stage::Data, None)], Mode::Run, Upstream::Planned)?;
     }
@@ -36,7 +42,14 @@ pub(crate) fn run(exp: &Experiment, epochs: u32, engines: &[BenchEngine]) -> any
         exp.cfg.train.batch_size,
         epochs
     ));
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    output::line(format_args!(
+        "CPU: {} ({cores} cores); fused engine kernels: {}",
+        cpu_model(),
+        ae_train::kernel_path()
+    ));
     output::line("engine   s/epoch (median)   fastest   images/s   final val_loss");
+    let mut fused_median = None;
     for engine in engines {
         let cfg = TrainConfig {
             epochs,
@@ -66,6 +79,32 @@ pub(crate) fn run(exp: &Experiment, epochs: u32, engines: &[BenchEngine]) -> any
             train.len() as f64 / median,
             val_loss
         ));
+        if engine == Engine::Fused {
+            fused_median = Some(median);
+        }
+    }
+    if floor {
+        let steps = train.len().div_ceil(exp.cfg.train.batch_size);
+        let half = exp.cfg.train.batch_size.div_ceil(2);
+        let seconds = ae_train::gemm_only_seconds(exp.cfg.model.latent, half, steps)?;
+        let ratio = fused_median.map_or(String::new(), |m| {
+            format!("; the fused engine's epoch is {:.2}× that", m / seconds)
+        });
+        output::line(format_args!(
+            "GEMMs alone: {seconds:.3} s/epoch ({steps} steps × the five GEMMs of a {half}-row half batch, as each core computes them, no element-wise work){ratio}"
+        ));
     }
     Ok(())
+}
+
+/// The CPU's model name (`/proc/cpuinfo` on Linux), or what the target is.
+fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|info| {
+            info.lines()
+                .find_map(|l| l.strip_prefix("model name")?.split_once(':'))
+                .map(|(_, name)| name.trim().to_string())
+        })
+        .unwrap_or_else(|| format!("{} CPU", std::env::consts::ARCH))
 }

@@ -142,6 +142,10 @@ pub(crate) enum Command {
         /// Engines to time, in order; all of them when not given.
         #[arg(long = "engine", value_enum)]
         engines: Vec<BenchEngine>,
+        /// Also time the fused engine's GEMMs alone (five per step, no element-wise work),
+        /// in the same sitting, to compare with the training time.
+        #[arg(long)]
+        floor: bool,
     },
 }
 

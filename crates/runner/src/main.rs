@@ -103,9 +103,10 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
             args,
             epochs,
             engines,
+            floor,
         } => {
             let exp = open(cli, args)?;
-            bench::run(&exp, *epochs, engines)
+            bench::run(&exp, *epochs, engines, *floor)
         }
         Command::Sweep(args) => sweep::command(cli, &workspace(cli), args),
         Command::Score(args) => return score::command(cli, args),

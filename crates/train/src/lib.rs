@@ -25,7 +25,7 @@ pub use config::{EarlyStopping, Engine, TrainConfig, ValidateOn};
 pub use dfdx_engine::DfdxEngine;
 pub use engine::{AdamSettings, TrainEngine};
 pub use fit::{Fit, fit};
-pub use fused::FusedEngine;
+pub use fused::{FusedEngine, gemm_only_seconds, kernel_path};
 
 /// Why training failed.
 #[derive(Debug, thiserror::Error)]

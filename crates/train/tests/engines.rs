@@ -112,7 +112,7 @@ fn set(p: &mut Params, name: &str, k: usize, delta: f32) {
 
 #[test]
 fn fused_gradients_equal_dfdx_autodiff() {
-    for (latent, rows) in [(8, 5), (32, 64), (16, 1)] {
+    for (latent, rows) in [(8, 5), (32, 64), (16, 1), (64, 9), (128, 3)] {
         let p = params(latent, latent as u64);
         let x = images(rows, latent);
         let indices: Vec<usize> = (0..rows).collect();

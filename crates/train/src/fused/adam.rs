@@ -1,70 +1,87 @@
-//! Keras's Adam over the four tensors of [`Params`].
+//! Keras's Adam, on the two threads' halves of the weights.
 
-use ae_model::Params;
-
+use super::simd::{Isa, dispatch_fma};
 use crate::engine::AdamSettings;
 
-/// Adam's moments and step count.
-pub(super) struct AdamState {
+/// Adam's moments and step count for a group of tensors (the encoder's
+/// two, or the decoder's).
+pub(super) struct AdamState<const N: usize> {
     settings: AdamSettings,
-    moment1: Params,
-    moment2: Params,
+    moment1: [Vec<f32>; N],
+    moment2: [Vec<f32>; N],
     t: u64,
 }
 
-impl AdamState {
-    /// Zero moments for a model of `latent` units, before the first step.
-    pub(super) fn new(settings: AdamSettings, latent: usize) -> Self {
-        let zeros = || Params::zeros(latent).expect("a valid model has a compiled latent size");
+impl<const N: usize> AdamState<N> {
+    /// Zero moments for tensors of these sizes, before the first step.
+    pub(super) fn new(settings: AdamSettings, sizes: [usize; N]) -> Self {
         Self {
             settings,
-            moment1: zeros(),
-            moment2: zeros(),
+            moment1: sizes.map(|n| vec![0.0; n]),
+            moment2: sizes.map(|n| vec![0.0; n]),
             t: 0,
         }
     }
 
-    /// One Adam step with `grads`, as Keras computes it:
-    /// `m += (g - m)(1 - β1)`, `v += (g² - v)(1 - β2)`, `p -= α_t m / (√v + ε)`.
-    pub(super) fn update(&mut self, params: &mut Params, grads: &Params) {
+    /// One Adam step on `params` with the gradient `first + second` (the
+    /// two halves of a batch, summed element by element in that order), as
+    /// Keras computes it: `m += (g - m)(1 - β1)`, `v += (g² - v)(1 - β2)`,
+    /// `p -= α_t m / (√v + ε)`; compiled for `isa`'s vector width (the
+    /// arithmetic, and so the result, is the same on every path).
+    pub(super) fn update(
+        &mut self,
+        isa: Isa,
+        params: [&mut [f32]; N],
+        first: [&[f32]; N],
+        second: [&[f32]; N],
+    ) {
         self.t += 1;
-        let alpha = self.settings.step_size(self.t) as f32;
-        let b1 = (1.0 - self.settings.beta1) as f32;
-        let b2 = (1.0 - self.settings.beta2) as f32;
-        let eps = self.settings.epsilon as f32;
-        let (m, v) = (&mut self.moment1, &mut self.moment2);
-        let tensors = [
-            (
-                &mut params.encoder_weight,
-                &grads.encoder_weight,
-                &mut m.encoder_weight,
-                &mut v.encoder_weight,
-            ),
-            (
-                &mut params.encoder_bias,
-                &grads.encoder_bias,
-                &mut m.encoder_bias,
-                &mut v.encoder_bias,
-            ),
-            (
-                &mut params.decoder_weight,
-                &grads.decoder_weight,
-                &mut m.decoder_weight,
-                &mut v.decoder_weight,
-            ),
-            (
-                &mut params.decoder_bias,
-                &grads.decoder_bias,
-                &mut m.decoder_bias,
-                &mut v.decoder_bias,
-            ),
-        ];
-        for (p, g, m, v) in tensors {
-            for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
-                *m += (g - *m) * b1;
-                *v += (g * g - *v) * b2;
-                *p -= alpha * *m / (v.sqrt() + eps);
-            }
+        let step = Step {
+            alpha: self.settings.step_size(self.t) as f32,
+            b1: (1.0 - self.settings.beta1) as f32,
+            b2: (1.0 - self.settings.beta2) as f32,
+            eps: self.settings.epsilon as f32,
+        };
+        let tensors = params
+            .into_iter()
+            .zip(first)
+            .zip(second)
+            .zip(self.moment1.iter_mut().zip(self.moment2.iter_mut()));
+        for (((p, g1), g2), (m, v)) in tensors {
+            adam_tensor(isa, p, g1, g2, m, v, step);
+        }
+    }
+}
+
+/// One step's constants.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Step {
+    alpha: f32,
+    b1: f32,
+    b2: f32,
+    eps: f32,
+}
+
+dispatch_fma! {
+    /// Adam on one tensor, its gradient the sum of two halves.
+    pub(crate) fn adam_tensor<M>(
+        level,
+        p: &mut [f32],
+        first: &[f32],
+        second: &[f32],
+        m: &mut [f32],
+        v: &mut [f32],
+        step: Step
+    ) -> () {
+        let _ = level;
+        let Step { alpha, b1, b2, eps } = step;
+        let n = p.len();
+        let (first, second, m, v) = (&first[..n], &second[..n], &mut m[..n], &mut v[..n]);
+        for i in 0..n {
+            let g = first[i] + second[i];
+            m[i] += (g - m[i]) * b1;
+            v[i] += (g * g - v[i]) * b2;
+            p[i] -= alpha * m[i] / (v[i].sqrt() + eps);
         }
     }
 }

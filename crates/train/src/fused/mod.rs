@@ -18,25 +18,29 @@
 //!
 //! Every batch is computed as two halves whose gradients are summed, always
 //! in the same order, so the result does not depend on how many threads ran
-//! them. With two cores a helper thread takes the second half; the two hand
-//! off through spin-waited atomic counters, since waking a sleeping thread
-//! costs more than a half-step of these small GEMMs.
+//! them. With two cores a helper thread takes the second half, and after
+//! each step the two update the weights side by side (the main thread the
+//! encoder, the helper the decoder); they hand off through spin-waited
+//! atomic counters, since waking a sleeping thread costs more than a
+//! half-step of these small GEMMs.
 //!
-//! The parts: [`gemm`] (the one `unsafe` call into matrixmultiply, behind
-//! checked views), [`worker`] (a half batch's passes), [`kernels`] (the
-//! fused element-wise passes, compiled per [`simd`] path, over [`math`]),
-//! [`adam`] (the optimiser), [`handoff`] (the two threads' spin-waits).
+//! The parts: [`skinny`] (the GEMMs without packing, the decoder fused
+//! with the output pass, compiled per [`simd`] path, over [`math`]),
+//! [`worker`] (a half batch's passes), [`weights`] (the two parts of the
+//! weights, in the kernels' layout), [`adam`] (the optimiser), [`handoff`]
+//! (the two threads' spin-waits).
 
 mod adam;
-mod gemm;
+mod floor;
 mod handoff;
-mod kernels;
 mod math;
 pub(crate) mod simd;
+mod skinny;
+mod weights;
 mod worker;
 
+use std::sync::RwLock;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use ae_model::{INPUT, Params};
@@ -45,7 +49,16 @@ use crate::engine::{AdamSettings, TrainEngine};
 use adam::AdamState;
 use handoff::{StopOnDrop, spin_until};
 use simd::Isa;
+use weights::{Decoder, Encoder};
 use worker::Worker;
+
+pub use floor::gemm_only_seconds;
+
+/// The kernels' path on this CPU, as the fused engine picks it: `avx512`,
+/// `avx2+fma` or `baseline`.
+pub fn kernel_path() -> &'static str {
+    Isa::detect().name()
+}
 
 /// The share of a two-thread epoch the main thread may spend waiting for the
 /// helper before the engine concludes the helper is starved. Measured on the
@@ -55,12 +68,16 @@ const STARVED_WAIT_SHARE: f64 = 0.5;
 
 /// The fused training step; see the module docs.
 pub struct FusedEngine {
-    /// The element-wise passes' instruction set, detected once.
+    /// The kernels' instruction set, detected once.
     isa: Isa,
-    params: RwLock<Params>,
+    /// Updated by the main thread.
+    encoder: RwLock<Encoder>,
+    /// Updated by the helper.
+    decoder: RwLock<Decoder>,
     /// One per half batch; the helper thread uses the second.
-    workers: [Mutex<Worker>; 2],
-    adam_state: AdamState,
+    workers: [RwLock<Worker>; 2],
+    adam_encoder: AdamState<2>,
+    adam_decoder: AdamState<2>,
     threads: usize,
 }
 
@@ -76,18 +93,20 @@ impl FusedEngine {
     /// results are the same either way.
     pub fn with_threads(params: &Params, adam: AdamSettings, threads: usize) -> Self {
         let isa = Isa::detect();
-        let worker = || Mutex::new(Worker::new(isa, params.latent()));
+        let worker = || RwLock::new(Worker::new(isa, params.latent()));
+        let sizes = |a: &[f32], b: &[f32]| [a.len(), b.len()];
         Self {
             isa,
-            params: RwLock::new(params.clone()),
+            encoder: RwLock::new(Encoder::new(params)),
+            decoder: RwLock::new(Decoder::new(params)),
             workers: [worker(), worker()],
-            adam_state: AdamState::new(adam, params.latent()),
+            adam_encoder: AdamState::new(adam, sizes(&params.encoder_weight, &params.encoder_bias)),
+            adam_decoder: AdamState::new(adam, sizes(&params.decoder_weight, &params.decoder_bias)),
             threads: threads.clamp(1, 2),
         }
     }
 
-    /// The element-wise passes' path on this CPU: `avx512`, `avx2+fma` or
-    /// `baseline`.
+    /// The kernels' path on this CPU: `avx512`, `avx2+fma` or `baseline`.
     pub fn kernel_path(&self) -> &'static str {
         self.isa.name()
     }
@@ -96,43 +115,56 @@ impl FusedEngine {
     /// at the current weights (no step taken).
     pub fn gradients(&mut self, images: &[f32], indices: &[usize]) -> Params {
         self.batch_gradients(images, indices);
-        self.workers[0]
-            .get_mut()
-            .expect("not poisoned")
-            .grads
-            .clone()
+        let [w0, w1] = &mut self.workers;
+        let mut sum = w0.get_mut().expect("not poisoned").grads.clone();
+        add_into(&mut sum, &w1.get_mut().expect("not poisoned").grads);
+        weights::grads_to_model_layout(&sum)
     }
 
     /// One step on one thread: both halves, then Adam. Returns the batch loss.
     fn step_single(&mut self, images: &[f32], indices: &[usize]) -> f64 {
         let loss = self.batch_gradients(images, indices);
-        let params = self.params.get_mut().expect("not poisoned");
-        let grads = &self.workers[0].get_mut().expect("not poisoned").grads;
-        self.adam_state.update(params, grads);
+        let [w0, w1] = &self.workers;
+        let (g0, g1) = (
+            &w0.read().expect("not poisoned").grads,
+            &w1.read().expect("not poisoned").grads,
+        );
+        update_encoder(
+            self.isa,
+            &mut self.adam_encoder,
+            self.encoder.get_mut().expect("not poisoned"),
+            g0,
+            g1,
+        );
+        update_decoder(
+            self.isa,
+            &mut self.adam_decoder,
+            self.decoder.get_mut().expect("not poisoned"),
+            g0,
+            g1,
+        );
         loss
     }
 
-    /// On this thread: both halves' gradients, summed into the first
-    /// worker's (the same order as on two threads). Returns the batch loss.
+    /// On this thread: both halves' gradients, each in its worker (the same
+    /// work as on two threads). Returns the batch loss.
     fn batch_gradients(&mut self, images: &[f32], indices: &[usize]) -> f64 {
         let (first, second) = halves(indices);
         let scale = loss_scale(indices.len());
-        let params = self
-            .params
-            .get_mut()
-            .expect("no thread panicked holding the weights");
+        let encoder = self.encoder.get_mut().expect("not poisoned");
+        let decoder = self.decoder.get_mut().expect("not poisoned");
         let [w0, w1] = &mut self.workers;
         let (w0, w1) = (
             w0.get_mut().expect("not poisoned"),
             w1.get_mut().expect("not poisoned"),
         );
-        let sum = w0.half_gradients(params, images, first, scale)
-            + w1.half_gradients(params, images, second, scale);
-        add_into(&mut w0.grads, &w1.grads);
+        let sum = w0.half_gradients(encoder, decoder, images, first, scale)
+            + w1.half_gradients(encoder, decoder, images, second, scale);
         sum / (indices.len() * INPUT) as f64
     }
 
-    /// An epoch with a helper thread computing every batch's second half.
+    /// An epoch with a helper thread computing every batch's second half
+    /// and updating the decoder while the main thread updates the encoder.
     /// Returns the mean batch loss and the share of the epoch the main
     /// thread spent waiting for the helper.
     fn epoch_two_threads(
@@ -143,57 +175,80 @@ impl FusedEngine {
     ) -> (f64, f64) {
         let clock = Instant::now();
         let mut waited = Duration::ZERO;
-        // `go` = s + 1 releases the helper into step s; `done` = s + 1 says
-        // its half of step s is ready; `stop` ends it if the main thread unwinds.
-        let go = AtomicUsize::new(0);
-        let done = AtomicUsize::new(0);
+        // Each counter = s + 1 once its thread has done that part of step s:
+        // `halves[0]`/`halves[1]` the main thread's/helper's half batch,
+        // `encoded`/`decoded` the encoder's/decoder's update. `stop` ends
+        // the helper if the main thread unwinds.
+        let halves_done = [AtomicUsize::new(0), AtomicUsize::new(0)];
+        let encoded = AtomicUsize::new(0);
+        let decoded = AtomicUsize::new(0);
         let stop = AtomicBool::new(false);
-        let (params, workers, adam_state) = (&self.params, &self.workers, &mut self.adam_state);
+        let isa = self.isa;
+        let (encoder, decoder, workers) = (&self.encoder, &self.decoder, &self.workers);
+        let (adam_encoder, adam_decoder) = (&mut self.adam_encoder, &mut self.adam_decoder);
+        let steps = order.chunks(batch_size).count();
+        let (halves_done, encoded, decoded, stop) = (&halves_done, &encoded, &decoded, &stop);
         std::thread::scope(|scope| {
-            let _stop_on_exit = StopOnDrop(&stop);
-            scope.spawn(|| {
+            let _stop_on_exit = StopOnDrop(stop);
+            scope.spawn(move || {
                 for (step, indices) in order.chunks(batch_size).enumerate() {
-                    if !spin_until(&go, step + 1, &stop) {
+                    // The encoder as the main thread left it after the last step.
+                    if !spin_until(encoded, step, stop) {
                         return;
                     }
                     {
-                        let params = params.read().expect("not poisoned");
-                        let mut worker = workers[1].lock().expect("not poisoned");
+                        let (enc, dec) = (read(encoder), read(decoder));
+                        let mut worker = workers[1].write().expect("not poisoned");
                         let (_, second) = halves(indices);
                         worker.loss_sum = worker.half_gradients(
-                            &params,
+                            &enc,
+                            &dec,
                             images,
                             second,
                             loss_scale(indices.len()),
                         );
                     }
-                    done.store(step + 1, Ordering::Release);
+                    halves_done[1].store(step + 1, Ordering::Release);
+                    if !spin_until(&halves_done[0], step + 1, stop) {
+                        return;
+                    }
+                    {
+                        let (w0, w1) = (read(&workers[0]), read(&workers[1]));
+                        let mut dec = decoder.write().expect("not poisoned");
+                        update_decoder(isa, adam_decoder, &mut dec, &w0.grads, &w1.grads);
+                    }
+                    decoded.store(step + 1, Ordering::Release);
                 }
             });
 
             let mut loss_sum = 0.0;
-            let mut batches = 0usize;
             for (step, indices) in order.chunks(batch_size).enumerate() {
-                go.store(step + 1, Ordering::Release);
-                let mut worker = workers[0].lock().expect("not poisoned");
-                let (first, _) = halves(indices);
-                let own = {
-                    let params = params.read().expect("not poisoned");
-                    worker.half_gradients(&params, images, first, loss_scale(indices.len()))
-                };
+                // The decoder as the helper left it after the last step.
                 let wait = Instant::now();
-                spin_until(&done, step + 1, &stop);
+                spin_until(decoded, step, stop);
                 waited += wait.elapsed();
-                // The helper's half is added to ours: the same order as on one thread.
-                let helper = workers[1].lock().expect("not poisoned");
-                add_into(&mut worker.grads, &helper.grads);
-                loss_sum += (own + helper.loss_sum) / (indices.len() * INPUT) as f64;
-                drop(helper);
-                adam_state.update(&mut params.write().expect("not poisoned"), &worker.grads);
-                batches += 1;
+                let own = {
+                    let (enc, dec) = (read(encoder), read(decoder));
+                    let mut worker = workers[0].write().expect("not poisoned");
+                    let (first, _) = halves(indices);
+                    worker.half_gradients(&enc, &dec, images, first, loss_scale(indices.len()))
+                };
+                halves_done[0].store(step + 1, Ordering::Release);
+                let wait = Instant::now();
+                spin_until(&halves_done[1], step + 1, stop);
+                waited += wait.elapsed();
+                {
+                    let (w0, w1) = (read(&workers[0]), read(&workers[1]));
+                    loss_sum += (own + w1.loss_sum) / (indices.len() * INPUT) as f64;
+                    let mut enc = encoder.write().expect("not poisoned");
+                    update_encoder(isa, adam_encoder, &mut enc, &w0.grads, &w1.grads);
+                }
+                encoded.store(step + 1, Ordering::Release);
             }
+            // The helper's last decoder update, before anyone reads the weights.
+            spin_until(decoded, steps, stop);
             let share = waited.as_secs_f64() / clock.elapsed().as_secs_f64().max(f64::EPSILON);
-            (loss_sum / batches as f64, share)
+            (loss_sum / steps.max(1) as f64, share)
         })
     }
 
@@ -201,19 +256,57 @@ impl FusedEngine {
     fn squared_errors_two_threads(&mut self, images: &[f32]) -> f64 {
         let rows = images.len() / INPUT;
         let (first, second) = images.split_at(rows.div_ceil(2) * INPUT);
-        let params = self.params.get_mut().expect("not poisoned");
+        let encoder = &*self.encoder.get_mut().expect("not poisoned");
+        let decoder = &*self.decoder.get_mut().expect("not poisoned");
         let [w0, w1] = &mut self.workers;
         let (w0, w1) = (
             w0.get_mut().expect("not poisoned"),
             w1.get_mut().expect("not poisoned"),
         );
-        let params = &*params;
         std::thread::scope(|scope| {
-            let helper = scope.spawn(|| w1.squared_errors(params, second));
-            let own = w0.squared_errors(params, first);
+            let helper = scope.spawn(|| w1.squared_errors(encoder, decoder, second));
+            let own = w0.squared_errors(encoder, decoder, first);
             own + helper.join().expect("the validation helper does not panic")
         })
     }
+}
+
+/// A read guard, for locks no thread panics holding.
+fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    lock.read().expect("no thread panics holding a lock")
+}
+
+/// Adam on the encoder with the batch gradient `g0 + g1`.
+fn update_encoder(
+    isa: Isa,
+    adam: &mut AdamState<2>,
+    encoder: &mut Encoder,
+    g0: &Params,
+    g1: &Params,
+) {
+    adam.update(
+        isa,
+        [&mut encoder.weight_t, &mut encoder.bias],
+        [&g0.encoder_weight, &g0.encoder_bias],
+        [&g1.encoder_weight, &g1.encoder_bias],
+    );
+}
+
+/// Adam on the decoder with the batch gradient `g0 + g1`, then W2ᵀ again.
+fn update_decoder(
+    isa: Isa,
+    adam: &mut AdamState<2>,
+    decoder: &mut Decoder,
+    g0: &Params,
+    g1: &Params,
+) {
+    adam.update(
+        isa,
+        [&mut decoder.weight, &mut decoder.bias],
+        [&g0.decoder_weight, &g0.decoder_bias],
+        [&g1.decoder_weight, &g1.decoder_bias],
+    );
+    decoder.refresh();
 }
 
 impl TrainEngine for FusedEngine {
@@ -250,13 +343,14 @@ impl TrainEngine for FusedEngine {
         if self.threads == 2 {
             return self.squared_errors_two_threads(images);
         }
-        let params = self.params.get_mut().expect("not poisoned");
+        let encoder = self.encoder.get_mut().expect("not poisoned");
+        let decoder = self.decoder.get_mut().expect("not poisoned");
         let worker = self.workers[0].get_mut().expect("not poisoned");
-        worker.squared_errors(params, images)
+        worker.squared_errors(encoder, decoder, images)
     }
 
     fn params(&self) -> Params {
-        self.params.read().expect("not poisoned").clone()
+        weights::to_params(&read(&self.encoder), &read(&self.decoder))
     }
 }
 

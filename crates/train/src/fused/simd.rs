@@ -1,4 +1,4 @@
-//! Runtime CPU dispatch for the element-wise passes: the same Rust code,
+//! Runtime CPU dispatch for the kernels: the same Rust code,
 //! compiled three times (AVX-512, AVX2 + FMA, and the portable baseline),
 //! with the widest the CPU supports chosen when the engine starts. The
 //! binary stays portable and still runs 16 lanes wide where it can.
@@ -6,11 +6,11 @@
 //! Safety by construction: the paths compiled with extra target features may
 //! only run on a CPU that has them. An [`Isa`] can be built only by
 //! [`Isa::detect`] (its field is private to this module), which checks every
-//! feature that the chosen path enables, and [`dispatch!`] takes an `Isa`.
+//! feature that the chosen path enables, and [`dispatch_fma!`] takes an `Isa`.
 
 #![allow(unsafe_code)]
 
-/// An instruction set the element-wise passes may use on this CPU.
+/// An instruction set the kernels may use on this CPU.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Isa {
     level: Level,
@@ -46,6 +46,28 @@ impl Isa {
         Self::baseline()
     }
 
+    /// Every path this CPU can run, widest first, for tests that hold
+    /// each to the same results.
+    #[cfg(test)]
+    pub(crate) fn every_available() -> Vec<Self> {
+        let mut paths = Vec::new();
+        #[cfg(target_arch = "x86_64")]
+        {
+            use std::arch::is_x86_feature_detected as has;
+            let avx2_fma = has!("avx2") && has!("fma");
+            if avx2_fma && has!("avx512f") {
+                paths.push(Self {
+                    level: Level::Avx512,
+                });
+            }
+            if avx2_fma {
+                paths.push(Self { level: Level::Avx2 });
+            }
+        }
+        paths.push(Self::baseline());
+        paths
+    }
+
     /// The portable path, valid on every CPU.
     pub(crate) fn baseline() -> Self {
         Self {
@@ -68,22 +90,60 @@ impl Isa {
     }
 }
 
-/// Defines `$name(isa, args...)` that runs `$body` compiled for `isa`.
-macro_rules! dispatch {
-    ($(#[$doc:meta])* pub(crate) fn $name:ident($($arg:ident: $ty:ty),*) -> $ret:ty $body:block) => {
+/// `a · b + c` as a path computes it: one fused multiply-add where the CPU
+/// has FMA, a product and a sum elsewhere (`f32::mul_add` without the FMA
+/// instructions is a slow library call).
+pub(crate) trait MulAdd {
+    /// `a · b + c`.
+    fn mul_add(a: f32, b: f32, c: f32) -> f32;
+}
+
+/// With FMA: rounded once.
+pub(crate) struct Fused;
+
+/// Without FMA: the product rounded, then the sum.
+pub(crate) struct Plain;
+
+impl MulAdd for Fused {
+    #[inline(always)]
+    fn mul_add(a: f32, b: f32, c: f32) -> f32 {
+        a.mul_add(b, c)
+    }
+}
+
+impl MulAdd for Plain {
+    #[inline(always)]
+    fn mul_add(a: f32, b: f32, c: f32) -> f32 {
+        a * b + c
+    }
+}
+
+/// Defines `$name(isa, args...)` that runs `$body` compiled for `isa`'s
+/// path. The body is generic over `$m: MulAdd` ([`Fused`] on the FMA
+/// paths, [`Plain`] on the baseline) and gets the path's [`Level`] as
+/// `$level`, a constant after inlining, to pick register blocks that fit
+/// the path's registers.
+macro_rules! dispatch_fma {
+    ($(#[$doc:meta])* pub(crate) fn $name:ident<$m:ident>($level:ident $(, $arg:ident: $ty:ty)*) -> $ret:ty $body:block) => {
         $(#[$doc])*
-        #[allow(unsafe_code)]
-        pub(crate) fn $name(isa: $crate::fused::simd::Isa, $($arg: $ty),*) -> $ret {
+        #[allow(unsafe_code, clippy::too_many_arguments)]
+        pub(crate) fn $name(isa: $crate::fused::simd::Isa $(, $arg: $ty)*) -> $ret {
             #[inline(always)]
-            fn body($($arg: $ty),*) -> $ret $body
+            fn body<$m: $crate::fused::simd::MulAdd>(
+                $level: $crate::fused::simd::Level $(, $arg: $ty)*
+            ) -> $ret $body
 
             #[cfg(target_arch = "x86_64")]
             #[target_feature(enable = "avx512f,avx2,fma")]
-            fn avx512($($arg: $ty),*) -> $ret { body($($arg),*) }
+            fn avx512($($arg: $ty),*) -> $ret {
+                body::<$crate::fused::simd::Fused>($crate::fused::simd::Level::Avx512 $(, $arg)*)
+            }
 
             #[cfg(target_arch = "x86_64")]
             #[target_feature(enable = "avx2,fma")]
-            fn avx2($($arg: $ty),*) -> $ret { body($($arg),*) }
+            fn avx2($($arg: $ty),*) -> $ret {
+                body::<$crate::fused::simd::Fused>($crate::fused::simd::Level::Avx2 $(, $arg)*)
+            }
 
             match isa.level() {
                 // SAFETY: only `Isa::detect` builds an `Isa` at this level, and
@@ -94,13 +154,13 @@ macro_rules! dispatch {
                 // SAFETY: likewise, only when the CPU has avx2 and fma.
                 #[cfg(target_arch = "x86_64")]
                 $crate::fused::simd::Level::Avx2 => unsafe { avx2($($arg),*) },
-                _ => body($($arg),*),
+                _ => body::<$crate::fused::simd::Plain>($crate::fused::simd::Level::Baseline $(, $arg)*),
             }
         }
     };
 }
 
-pub(crate) use dispatch;
+pub(crate) use dispatch_fma;
 
 #[cfg(test)]
 mod tests {

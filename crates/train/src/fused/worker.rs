@@ -3,9 +3,9 @@
 
 use ae_model::{INPUT, Params};
 
-use super::gemm::{View, ViewMut, gemm};
-use super::kernels::{output_pass, squared_errors};
 use super::simd::Isa;
+use super::skinny::{decode_output_pass, decode_squared_errors, product, transposed_product};
+use super::weights::{Decoder, Encoder};
 use crate::batches::gather;
 
 /// Rows per forward pass when computing the validation loss.
@@ -19,11 +19,14 @@ pub(super) struct Worker {
     batch: Vec<f32>,
     /// `[rows, L]`: the hidden activations, H.
     hidden: Vec<f32>,
-    /// `[rows, 784]`: the output pre-activations, then G2.
+    /// `[rows, 784]`: the output gradient G2.
     output: Vec<f32>,
     /// `[rows, L]`: G1.
     hidden_grad: Vec<f32>,
-    /// This half's share of the batch gradients.
+    /// `[rows]`: each row's squared error.
+    row_sums: Vec<f32>,
+    /// This half's share of the batch gradients, in the engine's layout
+    /// (the encoder weight's gradient transposed, see [`Encoder`]).
     pub(super) grads: Params,
     /// This half's sum of squared errors at its last step.
     pub(super) loss_sum: f64,
@@ -38,6 +41,7 @@ impl Worker {
             hidden: Vec::new(),
             output: Vec::new(),
             hidden_grad: Vec::new(),
+            row_sums: Vec::new(),
             grads: Params::zeros(latent).expect("a valid model has a compiled latent size"),
             loss_sum: 0.0,
         }
@@ -46,37 +50,24 @@ impl Worker {
     /// Grows the buffers to `rows` rows; once they are big enough this allocates nothing.
     fn reserve_rows(&mut self, rows: usize) {
         let l = self.latent;
-        if self.hidden.len() < rows * l {
+        if self.row_sums.len() < rows {
             self.hidden.resize(rows * l, 0.0);
             self.hidden_grad.resize(rows * l, 0.0);
             self.output.resize(rows * INPUT, 0.0);
+            self.row_sums.resize(rows, 0.0);
         }
     }
 
-    /// H = relu(X W1ᵀ + b1) and the output pre-activations H W2ᵀ (without
-    /// b2) for `rows` images, into the first rows of the buffers.
-    fn forward(&mut self, params: &Params, images: &[f32], rows: usize) {
+    /// H = relu(X W1ᵀ + b1) for `rows` images, into the first rows of `hidden`.
+    fn encode(&mut self, encoder: &Encoder, images: &[f32], rows: usize) {
         let l = self.latent;
         let hidden = &mut self.hidden[..rows * l];
-        gemm(
-            1.0,
-            View::rows(images, rows, INPUT),
-            View::rows(&params.encoder_weight, l, INPUT).t(),
-            0.0,
-            ViewMut::rows(hidden, rows, l),
-        );
+        product(self.isa, l, images, INPUT, &encoder.weight_t, hidden);
         for row in hidden.chunks_exact_mut(l) {
-            for (h, b) in row.iter_mut().zip(&params.encoder_bias) {
+            for (h, b) in row.iter_mut().zip(&encoder.bias) {
                 *h = (*h + b).max(0.0);
             }
         }
-        gemm(
-            1.0,
-            View::rows(hidden, rows, l),
-            View::rows(&params.decoder_weight, INPUT, l).t(),
-            0.0,
-            ViewMut::rows(&mut self.output[..rows * INPUT], rows, INPUT),
-        );
     }
 
     /// This half's share of the gradients of a batch's mean squared error,
@@ -84,7 +75,8 @@ impl Worker {
     /// Returns the half's sum of squared errors. An empty half gives zeros.
     pub(super) fn half_gradients(
         &mut self,
-        params: &Params,
+        encoder: &Encoder,
+        decoder: &Decoder,
         images: &[f32],
         indices: &[usize],
         scale: f32,
@@ -94,37 +86,39 @@ impl Worker {
         let mut batch = std::mem::take(&mut self.batch);
         gather(images, indices, &mut batch);
         self.reserve_rows(rows);
-        self.forward(params, &batch, rows);
+        self.encode(encoder, &batch, rows);
 
-        // Output pass: sigmoid, squared error, G2 in place, ∇b2.
-        let loss_sum = output_pass(
-            self.isa,
-            &mut self.output[..rows * INPUT],
-            &batch,
-            &params.decoder_bias,
-            &mut self.grads.decoder_bias,
-            scale,
-        );
-        let output = &self.output[..rows * INPUT];
+        // Decoder fused with the output pass: sigmoid, squared error, G2, ∇b2.
         let hidden = &self.hidden[..rows * l];
+        let output = &mut self.output[..rows * INPUT];
+        let row_sums = &mut self.row_sums[..rows];
+        decode_output_pass(
+            self.isa,
+            hidden,
+            l,
+            &decoder.weight_t,
+            &decoder.bias,
+            &batch,
+            scale,
+            output,
+            &mut self.grads.decoder_bias,
+            row_sums,
+        );
+        let loss_sum = row_sums.iter().map(|&s| f64::from(s)).sum();
+        let output = &*output;
 
         // ∇W2 = G2ᵀ H
-        gemm(
-            1.0,
-            View::rows(output, rows, INPUT).t(),
-            View::rows(hidden, rows, l),
-            0.0,
-            ViewMut::rows(&mut self.grads.decoder_weight, INPUT, l),
+        transposed_product(
+            self.isa,
+            l,
+            output,
+            INPUT,
+            hidden,
+            &mut self.grads.decoder_weight,
         );
         // G1 = (G2 W2) ⊙ [H > 0], ∇b1
         let hidden_grad = &mut self.hidden_grad[..rows * l];
-        gemm(
-            1.0,
-            View::rows(output, rows, INPUT),
-            View::rows(&params.decoder_weight, INPUT, l),
-            0.0,
-            ViewMut::rows(hidden_grad, rows, l),
-        );
+        product(self.isa, l, output, INPUT, &decoder.weight, hidden_grad);
         let grad_bias = &mut self.grads.encoder_bias;
         grad_bias.fill(0.0);
         for (g_row, h_row) in hidden_grad.chunks_exact_mut(l).zip(hidden.chunks_exact(l)) {
@@ -135,31 +129,42 @@ impl Worker {
                 *gb += *g;
             }
         }
-        // ∇W1 = G1ᵀ X
-        gemm(
-            1.0,
-            View::rows(hidden_grad, rows, l).t(),
-            View::rows(&batch, rows, INPUT),
-            0.0,
-            ViewMut::rows(&mut self.grads.encoder_weight, l, INPUT),
+        // ∇W1ᵀ = Xᵀ G1 (the engine keeps the encoder weight transposed)
+        transposed_product(
+            self.isa,
+            l,
+            &batch,
+            INPUT,
+            hidden_grad,
+            &mut self.grads.encoder_weight,
         );
         self.batch = batch;
         loss_sum
     }
 
     /// Σ (sigmoid(H W2ᵀ + b2) - X)² over `images`, in chunks.
-    pub(super) fn squared_errors(&mut self, params: &Params, images: &[f32]) -> f64 {
+    pub(super) fn squared_errors(
+        &mut self,
+        encoder: &Encoder,
+        decoder: &Decoder,
+        images: &[f32],
+    ) -> f64 {
         let mut total = 0.0;
         for chunk in images.chunks(EVAL_ROWS * INPUT) {
             let rows = chunk.len() / INPUT;
             self.reserve_rows(rows);
-            self.forward(params, chunk, rows);
-            total += squared_errors(
+            self.encode(encoder, chunk, rows);
+            let row_sums = &mut self.row_sums[..rows];
+            decode_squared_errors(
                 self.isa,
-                &self.output[..rows * INPUT],
+                &self.hidden[..rows * self.latent],
+                self.latent,
+                &decoder.weight_t,
+                &decoder.bias,
                 chunk,
-                &params.decoder_bias,
+                row_sums,
             );
+            total += row_sums.iter().map(|&s| f64::from(s)).sum::<f64>();
         }
         total
     }
