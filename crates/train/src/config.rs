@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Engine {
-    /// A hand-fused step for this fixed topology on matrixmultiply's GEMM,
+    /// A hand-fused step for this fixed topology on its own kernels,
     /// verified against `dfdx` by the tests. The fastest; the default.
     Fused,
     /// dfdx's autodiff: the reference.
