@@ -25,8 +25,8 @@ pub(crate) fn run(
     if !exp.run.path(files::TRAIN_SPLIT).is_file() || !exp.run.path(files::TEST_SPLIT).is_file() {
         run_plan(exp, &[(Stage::Data, None)], Mode::Run, Upstream::Planned)?;
     }
-    let train = ae_store::read_split(&exp.run.path(files::TRAIN_SPLIT))?;
-    let test = ae_store::read_split(&exp.run.path(files::TEST_SPLIT))?;
+    let train = ae_store::read_split_pixels(&exp.run.path(files::TRAIN_SPLIT))?;
+    let test = ae_store::read_split_pixels(&exp.run.path(files::TEST_SPLIT))?;
     let initial = Params::glorot(exp.cfg.model.latent, exp.cfg.seed)?;
     let engines: Vec<Engine> = if engines.is_empty() {
         vec![Engine::Fused, Engine::Dfdx]
@@ -36,8 +36,8 @@ pub(crate) fn run(
 
     output::line(format_args!(
         "{} training and {} test images, latent {}, batch {}, {} epochs per engine",
-        train.len(),
-        test.len(),
+        train.images(),
+        test.images(),
         exp.cfg.model.latent,
         exp.cfg.train.batch_size,
         epochs
@@ -59,9 +59,15 @@ pub(crate) fn run(
             ..exp.cfg.train.clone()
         };
         let clock = Instant::now();
-        let history =
-            ae_train::train_params(&cfg, &initial, exp.cfg.seed, &train, &test, exp.env.threads)?
-                .history;
+        let history = ae_train::train_params(
+            &cfg,
+            &initial,
+            exp.cfg.seed,
+            train.view(),
+            test.view(),
+            exp.env.threads,
+        )?
+        .history;
         tracing::debug!(
             "{} took {:.2} s in all",
             engine.name(),
@@ -76,7 +82,7 @@ pub(crate) fn run(
             engine.name(),
             median,
             seconds[0],
-            train.len() as f64 / median,
+            train.images() as f64 / median,
             val_loss
         ));
         if engine == Engine::Fused {
@@ -84,7 +90,7 @@ pub(crate) fn run(
         }
     }
     if floor {
-        let steps = train.len().div_ceil(exp.cfg.train.batch_size);
+        let steps = train.images().div_ceil(exp.cfg.train.batch_size);
         let half = exp.cfg.train.batch_size.div_ceil(2);
         let seconds = ae_train::gemm_only_seconds(exp.cfg.model.latent, half, steps)?;
         let ratio = fused_median.map_or(String::new(), |m| {

@@ -13,6 +13,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use crate::StoreError;
+use crate::pixels::Pixels;
 use crate::tensors::{Dtype, TensorFile, TensorOut, write_tensors, write_tensors_with_metadata};
 
 /// Side length of an MNIST image.
@@ -120,22 +121,7 @@ pub fn split_images_tensor(n: usize) -> (&'static str, Vec<usize>) {
 /// `images` f32 `[N, 784]` and optionally `labels` u8 `[N]`, `is_outlier`
 /// u8 `[N]` and `label_names`.
 pub fn read_split(path: &Path) -> Result<Split, StoreError> {
-    let mut file = TensorFile::open(path)?;
-    let n = file
-        .shape(IMAGES)
-        .and_then(|s| s.first().copied())
-        .unwrap_or(0);
-    let has_labels = file.shape(LABELS).is_some();
-    let has_truth = file.shape(IS_OUTLIER).is_some();
-    let (images_shape, one_per_image) = ([n, IMAGE_PIXELS], [n]);
-    let mut expected: Vec<(&str, Dtype, &[usize])> = vec![(IMAGES, Dtype::F32, &images_shape)];
-    if has_labels {
-        expected.push((LABELS, Dtype::U8, &one_per_image));
-    }
-    if has_truth {
-        expected.push((IS_OUTLIER, Dtype::U8, &one_per_image));
-    }
-    file.expect_exactly(&expected)?;
+    let (mut file, has_labels, has_truth) = open_split(path)?;
     let label_names = match file.metadata(LABEL_NAMES) {
         None => None,
         Some(text) => {
@@ -172,6 +158,37 @@ pub fn read_split(path: &Path) -> Result<Split, StoreError> {
         label_names,
         is_outlier,
     })
+}
+
+/// Reads only the images of a split written by [`write_split`] (checked as
+/// [`read_split`] checks it), held as compactly as they are exact: one byte
+/// per pixel when every value is `p / 255` (see [`Pixels`]).
+pub fn read_split_pixels(path: &Path) -> Result<Pixels, StoreError> {
+    let (mut file, _, _) = open_split(path)?;
+    file.read_f32_compact(IMAGES)
+}
+
+/// Opens a split and checks that it holds exactly `images` f32 `[N, 784]`
+/// and optionally `labels` u8 `[N]` and `is_outlier` u8 `[N]`; says which
+/// of the two it has.
+fn open_split(path: &Path) -> Result<(TensorFile, bool, bool), StoreError> {
+    let file = TensorFile::open(path)?;
+    let n = file
+        .shape(IMAGES)
+        .and_then(|s| s.first().copied())
+        .unwrap_or(0);
+    let has_labels = file.shape(LABELS).is_some();
+    let has_truth = file.shape(IS_OUTLIER).is_some();
+    let (images_shape, one_per_image) = ([n, IMAGE_PIXELS], [n]);
+    let mut expected: Vec<(&str, Dtype, &[usize])> = vec![(IMAGES, Dtype::F32, &images_shape)];
+    if has_labels {
+        expected.push((LABELS, Dtype::U8, &one_per_image));
+    }
+    if has_truth {
+        expected.push((IS_OUTLIER, Dtype::U8, &one_per_image));
+    }
+    file.expect_exactly(&expected)?;
+    Ok((file, has_labels, has_truth))
 }
 
 /// Reads a file holding exactly `images` f32 `[N, 784]` (a split's images

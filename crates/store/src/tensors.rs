@@ -14,6 +14,7 @@ use safetensors::tensor::{Metadata, TensorInfo};
 pub use safetensors::Dtype;
 
 use crate::StoreError;
+use crate::pixels::{CompactBuilder, Pixels};
 
 const HEADER_LEN_BYTES: u64 = 8;
 const MAX_HEADER: u64 = 100_000_000;
@@ -328,6 +329,36 @@ impl TensorFile {
         Ok(values)
     }
 
+    /// Reads f32 tensor `name` as [`Pixels`]: bytes when every value is
+    /// `p / 255`, else floats; a chunk at a time, so the floats of an 8-bit
+    /// split are never all in memory (call [`TensorFile::expect_exactly`]
+    /// first).
+    pub fn read_f32_compact(&mut self, name: &str) -> Result<Pixels, StoreError> {
+        const CHUNK: usize = 1 << 16;
+        let path = self.path.clone();
+        let (mut reader, bytes) = self.reader_at(name, Dtype::F32)?;
+        let mut left = bytes / 4;
+        let mut builder = CompactBuilder::with_capacity(left);
+        let mut chunk = vec![0f32; CHUNK.min(left)];
+        while left > 0 {
+            let values = &mut chunk[..CHUNK.min(left)];
+            reader
+                .read_exact(bytemuck::cast_slice_mut(values))
+                .map_err(|source| StoreError::Read {
+                    path: path.clone(),
+                    source,
+                })?;
+            if cfg!(target_endian = "big") {
+                for v in values.iter_mut() {
+                    *v = f32::from_le_bytes(v.to_ne_bytes());
+                }
+            }
+            builder.push(values);
+            left -= values.len();
+        }
+        Ok(builder.finish())
+    }
+
     /// Reads u8 tensor `name` (call [`TensorFile::expect_exactly`] first).
     pub fn read_u8(&mut self, name: &str) -> Result<Vec<u8>, StoreError> {
         let len = self.byte_range(name, Dtype::U8)?.1;
@@ -350,20 +381,29 @@ impl TensorFile {
     }
 
     fn read_into(&mut self, name: &str, buf: &mut [u8]) -> Result<(), StoreError> {
-        let (start, _) = self.byte_range(
-            name,
-            self.metadata.info(name).map_or(Dtype::U8, |i| i.dtype),
-        )?;
-        let read_err = |source| StoreError::Read {
-            path: self.path.clone(),
-            source,
-        };
+        let dtype = self.metadata.info(name).map_or(Dtype::U8, |i| i.dtype);
+        let path = self.path.clone();
+        let (mut reader, _) = self.reader_at(name, dtype)?;
+        reader
+            .read_exact(buf)
+            .map_err(|source| StoreError::Read { path, source })
+    }
+
+    /// A buffered reader at the first byte of tensor `name`, and how many
+    /// bytes it has.
+    fn reader_at(
+        &mut self,
+        name: &str,
+        dtype: Dtype,
+    ) -> Result<(BufReader<&File>, usize), StoreError> {
+        let (start, len) = self.byte_range(name, dtype)?;
         self.file
             .seek(SeekFrom::Start(self.data_start + start as u64))
-            .map_err(read_err)?;
-        BufReader::with_capacity(1 << 20, &self.file)
-            .read_exact(buf)
-            .map_err(read_err)
+            .map_err(|source| StoreError::Read {
+                path: self.path.clone(),
+                source,
+            })?;
+        Ok((BufReader::with_capacity(1 << 20, &self.file), len))
     }
 }
 

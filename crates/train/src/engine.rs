@@ -1,6 +1,7 @@
 //! What a training engine does, and the Adam settings both engines share.
 
 use ae_model::Params;
+use ae_store::PixelsRef;
 
 use crate::TrainConfig;
 
@@ -10,10 +11,10 @@ pub trait TrainEngine {
     /// (the last may be shorter) into `images` (`[N, 784]`, row-major), as
     /// inputs and targets. Returns the mean of the batch losses, each the
     /// batch's mean squared error before its step.
-    fn train_epoch(&mut self, images: &[f32], order: &[usize], batch_size: usize) -> f64;
+    fn train_epoch(&mut self, images: PixelsRef<'_>, order: &[usize], batch_size: usize) -> f64;
 
     /// The sum of squared reconstruction errors over `images`, for `val_loss`.
-    fn squared_error_sum(&mut self, images: &[f32]) -> f64;
+    fn squared_error_sum(&mut self, images: PixelsRef<'_>) -> f64;
 
     /// The current weights.
     fn params(&self) -> Params;

@@ -2,7 +2,7 @@
 
 use std::time::Instant;
 
-use ae_store::Split;
+use ae_store::PixelsRef;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use ae_model::Params;
@@ -72,19 +72,18 @@ pub fn fit(
     engine: &mut dyn TrainEngine,
     cfg: &TrainConfig,
     seed: u64,
-    train: &Split,
-    validation: &Split,
+    train: PixelsRef<'_>,
+    validation: PixelsRef<'_>,
 ) -> Result<Fit, TrainError> {
-    let mut order = Order::new(train.len(), cfg.shuffle, seed);
+    let mut order = Order::new(train.images(), cfg.shuffle, seed);
     let mut history = History::default();
     let mut monitor = cfg.early_stopping.map(Monitor::new);
     let mut best: Option<(Params, EpochRecord)> = None;
     let bar = progress_bar(cfg.epochs);
     for epoch in 1..=cfg.epochs {
         let clock = Instant::now();
-        let loss = engine.train_epoch(&train.images, order.next_epoch(), cfg.batch_size);
-        let val_loss =
-            engine.squared_error_sum(&validation.images) / validation.images.len() as f64;
+        let loss = engine.train_epoch(train, order.next_epoch(), cfg.batch_size);
+        let val_loss = engine.squared_error_sum(validation) / validation.len() as f64;
         let record = EpochRecord {
             epoch,
             loss,

@@ -2,6 +2,7 @@
 //! hand-computed Adam step; the epoch loop's divergence check.
 
 use ae_model::{INPUT, Params};
+use ae_store::PixelsRef;
 use ae_train::{
     AdamSettings, DfdxEngine, EarlyStopping, FusedEngine, TrainConfig, TrainEngine, ValidateOn,
 };
@@ -77,7 +78,7 @@ fn fused_gradients_match_central_finite_differences() {
     let p = params(8, 1);
     let x = images(3, 0);
     let indices: Vec<usize> = (0..3).collect();
-    let grads = FusedEngine::with_threads(&p, KERAS_ADAM, 1).gradients(&x, &indices);
+    let grads = FusedEngine::with_threads(&p, KERAS_ADAM, 1).gradients((&x).into(), &indices);
     let h = 1e-3f32;
     let mut checked = 0;
     for (name, tensor) in tensors(&grads) {
@@ -116,7 +117,7 @@ fn fused_gradients_equal_dfdx_autodiff() {
         let p = params(latent, latent as u64);
         let x = images(rows, latent);
         let indices: Vec<usize> = (0..rows).collect();
-        let fused = FusedEngine::with_threads(&p, KERAS_ADAM, 2).gradients(&x, &indices);
+        let fused = FusedEngine::with_threads(&p, KERAS_ADAM, 2).gradients((&x).into(), &indices);
         let reference = ae_model::with_latent!(latent, |L| DfdxEngine::<L>::new(&p, KERAS_ADAM)
             .expect("engine")
             .gradients(&x))
@@ -142,8 +143,8 @@ fn one_adam_step_matches_a_hand_computed_update() {
     let x = images(4, 1);
     let order: Vec<usize> = (0..4).collect();
     let mut engine = FusedEngine::with_threads(&p, KERAS_ADAM, 1);
-    let g = engine.gradients(&x, &order);
-    engine.train_epoch(&x, &order, 4);
+    let g = engine.gradients((&x).into(), &order);
+    engine.train_epoch((&x).into(), &order, 4);
     let after = engine.params();
     // Keras at t = 1: m = (1 - β1) g, v = (1 - β2) g², p -= lr √(1 - β2) / (1 - β1) · m / (√v + ε).
     let (lr, b1, b2, eps) = (1e-3f64, 0.9f64, 0.999f64, 1e-7f64);
@@ -173,11 +174,11 @@ fn weights_after_several_steps_equal_dfdx() {
     let x = images(96, 2);
     let order: Vec<usize> = (0..96).rev().collect();
     let mut fused = FusedEngine::with_threads(&p, KERAS_ADAM, 2);
-    let fused_loss = fused.train_epoch(&x, &order, 32); // 3 steps
-    fused.train_epoch(&x, &order, 32); // 3 more
+    let fused_loss = fused.train_epoch((&x).into(), &order, 32); // 3 steps
+    fused.train_epoch((&x).into(), &order, 32); // 3 more
     let mut dfdx = DfdxEngine::<16>::new(&p, KERAS_ADAM).expect("engine");
-    let dfdx_loss = dfdx.train_epoch(&x, &order, 32);
-    dfdx.train_epoch(&x, &order, 32);
+    let dfdx_loss = dfdx.train_epoch((&x).into(), &order, 32);
+    dfdx.train_epoch((&x).into(), &order, 32);
     // dfdx sums the 32 × 784 squared errors in f32 (relative error up to
     // about 1e-5); the fused engine sums them in f64.
     assert!(
@@ -197,7 +198,7 @@ fn weights_after_several_steps_equal_dfdx() {
             "{name}: weights differ by up to {worst:e} after 6 steps"
         );
     }
-    let val = |e: &mut dyn TrainEngine| e.squared_error_sum(&x);
+    let val = |e: &mut dyn TrainEngine| e.squared_error_sum((&x).into());
     assert!((val(&mut fused) - val(&mut dfdx)).abs() < 1e-5 * val(&mut dfdx));
 }
 
@@ -210,14 +211,14 @@ fn one_and_two_threads_give_identical_weights() {
     let mut two = FusedEngine::with_threads(&p, KERAS_ADAM, 2);
     for _ in 0..2 {
         assert_eq!(
-            one.train_epoch(&x, &order, 64).to_bits(),
-            two.train_epoch(&x, &order, 64).to_bits()
+            one.train_epoch((&x).into(), &order, 64).to_bits(),
+            two.train_epoch((&x).into(), &order, 64).to_bits()
         );
     }
     assert_eq!(one.params(), two.params());
     assert_eq!(
-        one.squared_error_sum(&x).to_bits(),
-        two.squared_error_sum(&x).to_bits()
+        one.squared_error_sum((&x).into()).to_bits(),
+        two.squared_error_sum((&x).into()).to_bits()
     );
 }
 
@@ -225,11 +226,11 @@ fn one_and_two_threads_give_identical_weights() {
 struct Exploding(u32);
 
 impl TrainEngine for Exploding {
-    fn train_epoch(&mut self, _: &[f32], _: &[usize], _: usize) -> f64 {
+    fn train_epoch(&mut self, _: PixelsRef<'_>, _: &[usize], _: usize) -> f64 {
         self.0 += 1;
         if self.0 >= 2 { f64::NAN } else { 0.5 }
     }
-    fn squared_error_sum(&mut self, _: &[f32]) -> f64 {
+    fn squared_error_sum(&mut self, _: PixelsRef<'_>) -> f64 {
         1.0
     }
     fn params(&self) -> Params {
@@ -239,16 +240,14 @@ impl TrainEngine for Exploding {
 
 #[test]
 fn a_loss_that_becomes_nan_stops_training_naming_the_epoch() {
-    let split = ae_store::Split {
-        images: images(4, 0),
-        ..ae_store::Split::default()
-    };
+    let split = images(4, 0);
     let cfg = TrainConfig {
         epochs: 5,
         batch_size: 2,
         ..TrainConfig::default()
     };
-    let err = ae_train::fit(&mut Exploding(0), &cfg, 0, &split, &split).expect_err("diverges");
+    let err = ae_train::fit(&mut Exploding(0), &cfg, 0, (&split).into(), (&split).into())
+        .expect_err("diverges");
     let message = err.to_string();
     assert!(
         message.starts_with("training diverged at epoch 2: loss NaN"),
@@ -265,11 +264,11 @@ struct Scripted {
 }
 
 impl TrainEngine for Scripted {
-    fn train_epoch(&mut self, _: &[f32], _: &[usize], _: usize) -> f64 {
+    fn train_epoch(&mut self, _: PixelsRef<'_>, _: &[usize], _: usize) -> f64 {
         self.epoch += 1;
         0.5
     }
-    fn squared_error_sum(&mut self, images: &[f32]) -> f64 {
+    fn squared_error_sum(&mut self, images: PixelsRef<'_>) -> f64 {
         self.curve[self.epoch as usize - 1] * images.len() as f64
     }
     fn params(&self) -> Params {
@@ -279,10 +278,7 @@ impl TrainEngine for Scripted {
 
 #[test]
 fn early_stopping_stops_on_a_plateau_and_keeps_the_best_weights() {
-    let split = ae_store::Split {
-        images: images(4, 0),
-        ..ae_store::Split::default()
-    };
+    let split = images(4, 0);
     let curve = vec![0.9, 0.5, 0.3, 0.31, 0.299, 0.35, 0.2, 0.1, 0.05, 0.01];
     let cfg = TrainConfig {
         epochs: 10,
@@ -298,7 +294,7 @@ fn early_stopping_stops_on_a_plateau_and_keeps_the_best_weights() {
         epoch: 0,
         curve: curve.clone(),
     };
-    let fit = ae_train::fit(&mut engine, &cfg, 0, &split, &split).expect("fit");
+    let fit = ae_train::fit(&mut engine, &cfg, 0, (&split).into(), (&split).into()).expect("fit");
     // 0.299 is not 0.005 below 0.3, so epoch 3 stays the best; three epochs
     // without improvement (4, 5, 6) stop it after epoch 6.
     assert_eq!(fit.history.epochs.len(), 6);
@@ -320,7 +316,35 @@ fn early_stopping_stops_on_a_plateau_and_keeps_the_best_weights() {
         ..cfg
     };
     let mut engine = Scripted { epoch: 0, curve };
-    let fit = ae_train::fit(&mut engine, &cfg, 0, &split, &split).expect("fit");
+    let fit = ae_train::fit(&mut engine, &cfg, 0, (&split).into(), (&split).into()).expect("fit");
     assert_eq!((fit.summary.kept_epoch, fit.history.epochs.len()), (10, 10));
     assert_eq!(fit.params, Params::glorot(8, 10).expect("init"));
+}
+
+#[test]
+fn training_on_bytes_gives_the_bits_of_training_on_their_floats() {
+    let floats: Vec<f32> = (0..96 * INPUT)
+        .map(|i| ae_store::byte_value(((i * 7919) % 256) as u8))
+        .collect();
+    let bytes = ae_store::Pixels::from_floats(&floats);
+    assert!(matches!(bytes, ae_store::Pixels::Bytes(_)));
+    let p = params(16, 5);
+    let order: Vec<usize> = (0..96).map(|i| (i * 29) % 96).collect();
+    for threads in [1, 2] {
+        let mut on_floats = FusedEngine::with_threads(&p, KERAS_ADAM, threads);
+        let mut on_bytes = FusedEngine::with_threads(&p, KERAS_ADAM, threads);
+        for _ in 0..2 {
+            assert_eq!(
+                on_floats
+                    .train_epoch((&floats).into(), &order, 32)
+                    .to_bits(),
+                on_bytes.train_epoch(bytes.view(), &order, 32).to_bits()
+            );
+        }
+        assert_eq!(on_floats.params(), on_bytes.params());
+        assert_eq!(
+            on_floats.squared_error_sum((&floats).into()).to_bits(),
+            on_bytes.squared_error_sum(bytes.view()).to_bits()
+        );
+    }
 }

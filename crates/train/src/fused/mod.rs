@@ -44,6 +44,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use ae_model::{INPUT, Params};
+use ae_store::PixelsRef;
 
 use crate::engine::{AdamSettings, TrainEngine};
 use adam::AdamState;
@@ -113,7 +114,7 @@ impl FusedEngine {
 
     /// The gradients of the mean squared error over the images at `indices`
     /// at the current weights (no step taken).
-    pub fn gradients(&mut self, images: &[f32], indices: &[usize]) -> Params {
+    pub fn gradients(&mut self, images: PixelsRef<'_>, indices: &[usize]) -> Params {
         self.batch_gradients(images, indices);
         let [w0, w1] = &mut self.workers;
         let mut sum = w0.get_mut().expect("not poisoned").grads.clone();
@@ -122,7 +123,7 @@ impl FusedEngine {
     }
 
     /// One step on one thread: both halves, then Adam. Returns the batch loss.
-    fn step_single(&mut self, images: &[f32], indices: &[usize]) -> f64 {
+    fn step_single(&mut self, images: PixelsRef<'_>, indices: &[usize]) -> f64 {
         let loss = self.batch_gradients(images, indices);
         let [w0, w1] = &self.workers;
         let (g0, g1) = (
@@ -148,7 +149,7 @@ impl FusedEngine {
 
     /// On this thread: both halves' gradients, each in its worker (the same
     /// work as on two threads). Returns the batch loss.
-    fn batch_gradients(&mut self, images: &[f32], indices: &[usize]) -> f64 {
+    fn batch_gradients(&mut self, images: PixelsRef<'_>, indices: &[usize]) -> f64 {
         let (first, second) = halves(indices);
         let scale = loss_scale(indices.len());
         let encoder = self.encoder.get_mut().expect("not poisoned");
@@ -169,7 +170,7 @@ impl FusedEngine {
     /// thread spent waiting for the helper.
     fn epoch_two_threads(
         &mut self,
-        images: &[f32],
+        images: PixelsRef<'_>,
         order: &[usize],
         batch_size: usize,
     ) -> (f64, f64) {
@@ -253,9 +254,8 @@ impl FusedEngine {
     }
 
     /// The validation error on two threads: the helper takes the second half.
-    fn squared_errors_two_threads(&mut self, images: &[f32]) -> f64 {
-        let rows = images.len() / INPUT;
-        let (first, second) = images.split_at(rows.div_ceil(2) * INPUT);
+    fn squared_errors_two_threads(&mut self, images: PixelsRef<'_>) -> f64 {
+        let (first, second) = images.split_at_image(images.images().div_ceil(2));
         let encoder = &*self.encoder.get_mut().expect("not poisoned");
         let decoder = &*self.decoder.get_mut().expect("not poisoned");
         let [w0, w1] = &mut self.workers;
@@ -310,7 +310,7 @@ fn update_decoder(
 }
 
 impl TrainEngine for FusedEngine {
-    fn train_epoch(&mut self, images: &[f32], order: &[usize], batch_size: usize) -> f64 {
+    fn train_epoch(&mut self, images: PixelsRef<'_>, order: &[usize], batch_size: usize) -> f64 {
         if self.threads == 2 {
             let (loss, waiting) = self.epoch_two_threads(images, order, batch_size);
             tracing::debug!(
@@ -339,7 +339,7 @@ impl TrainEngine for FusedEngine {
         loss_sum / batches as f64
     }
 
-    fn squared_error_sum(&mut self, images: &[f32]) -> f64 {
+    fn squared_error_sum(&mut self, images: PixelsRef<'_>) -> f64 {
         if self.threads == 2 {
             return self.squared_errors_two_threads(images);
         }

@@ -2,6 +2,7 @@
 //! half batch, and the validation error, over buffers it keeps.
 
 use ae_model::{INPUT, Params};
+use ae_store::PixelsRef;
 
 use super::simd::Isa;
 use super::skinny::{decode_output_pass, decode_squared_errors, product, transposed_product};
@@ -77,7 +78,7 @@ impl Worker {
         &mut self,
         encoder: &Encoder,
         decoder: &Decoder,
-        images: &[f32],
+        images: PixelsRef<'_>,
         indices: &[usize],
         scale: f32,
     ) -> f64 {
@@ -147,11 +148,24 @@ impl Worker {
         &mut self,
         encoder: &Encoder,
         decoder: &Decoder,
-        images: &[f32],
+        images: PixelsRef<'_>,
     ) -> f64 {
         let mut total = 0.0;
-        for chunk in images.chunks(EVAL_ROWS * INPUT) {
-            let rows = chunk.len() / INPUT;
+        let mut rest = images;
+        let mut converted = std::mem::take(&mut self.batch);
+        while !rest.is_empty() {
+            let rows = EVAL_ROWS.min(rest.images());
+            let (part, after) = rest.split_at_image(rows);
+            rest = after;
+            // Floats are read where they are; bytes become floats first.
+            let chunk: &[f32] = match part {
+                PixelsRef::Floats(values) => values,
+                PixelsRef::Bytes(_) => {
+                    converted.clear();
+                    part.extend_all(&mut converted);
+                    &converted
+                }
+            };
             self.reserve_rows(rows);
             self.encode(encoder, chunk, rows);
             let row_sums = &mut self.row_sums[..rows];
@@ -166,6 +180,7 @@ impl Worker {
             );
             total += row_sums.iter().map(|&s| f64::from(s)).sum::<f64>();
         }
+        self.batch = converted;
         total
     }
 }
