@@ -1,8 +1,9 @@
 //! The fused engine: the training step of this one topology written out by
-//! hand, five GEMMs and three fused element-wise passes over preallocated
-//! buffers. It computes what dfdx's autodiff computes (the tests hold the
-//! gradients and the weights after several steps to it) several times
-//! faster, since it skips dfdx's per-op tensors and tape.
+//! hand on its own kernels: five GEMMs without packing, the decoder's fused
+//! with the output pass, over preallocated buffers. It computes what dfdx's
+//! autodiff computes (the tests hold the gradients and the weights after
+//! several steps to it) several times faster, since it skips dfdx's per-op
+//! tensors and tape and the GEMM crates' packing.
 //!
 //! With X the batch `[n, 784]`, W1 `[L, 784]`, W2 `[784, L]`:
 //! ```text
@@ -28,7 +29,8 @@
 //! with the output pass, compiled per [`simd`] path, over [`math`]),
 //! [`worker`] (a half batch's passes), [`weights`] (the two parts of the
 //! weights, in the kernels' layout), [`adam`] (the optimiser), [`handoff`]
-//! (the two threads' spin-waits).
+//! (the two threads' spin-waits), [`floor`] (the GEMMs alone, for
+//! `ae bench --floor`).
 
 mod adam;
 mod floor;
