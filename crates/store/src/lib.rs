@@ -61,14 +61,14 @@ pub use metrics::{
     ThresholdSource,
 };
 pub use number::readable;
-pub use pixels::{CompactBuilder, Pixels, PixelsRef, byte_value};
+pub use pixels::{CompactBuilder, IMAGE_PIXELS, IMAGE_SIDE, Pixels, PixelsRef, byte_value};
 pub use problem::Problem;
 pub use read::{limits, read_bounded, read_bounded_text, regular_file};
 pub use rng::{RngStream, seeded_rng};
 pub use roc::{OperatingPoint, RocCurve};
 pub use split::{
-    IMAGE_PIXELS, IMAGE_SIDE, Split, SplitLabels, label_name, read_codes, read_images, read_split,
-    read_split_pixels, split_images_tensor, write_codes, write_images, write_split,
+    Split, SplitLabels, label_name, read_codes, read_images, read_split, read_split_pixels,
+    split_images_tensor, write_codes, write_images, write_split,
 };
 pub use stage::{Env, Input, PipelineStage, StageOutcome};
 pub use tensors::{

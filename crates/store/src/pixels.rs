@@ -6,7 +6,10 @@
 //! training on bytes gives the same bits as training on floats, in a
 //! quarter of the memory (MNIST's training split: 47 MB instead of 188).
 
-use crate::split::IMAGE_PIXELS;
+/// Side length of an MNIST image.
+pub const IMAGE_SIDE: usize = 28;
+/// Pixels in one flattened image: 28 × 28.
+pub const IMAGE_PIXELS: usize = IMAGE_SIDE * IMAGE_SIDE;
 
 /// The f32 an 8-bit pixel stands for: `p / 255`, correctly rounded.
 #[inline]

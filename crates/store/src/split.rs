@@ -13,13 +13,8 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use crate::StoreError;
-use crate::pixels::Pixels;
+use crate::pixels::{IMAGE_PIXELS, Pixels};
 use crate::tensors::{Dtype, TensorFile, TensorOut, write_tensors, write_tensors_with_metadata};
-
-/// Side length of an MNIST image.
-pub const IMAGE_SIDE: usize = 28;
-/// Pixels in one flattened image: 28 × 28.
-pub const IMAGE_PIXELS: usize = IMAGE_SIDE * IMAGE_SIDE;
 
 const IMAGES: &str = "images";
 const LABELS: &str = "labels";
