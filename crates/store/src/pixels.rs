@@ -119,6 +119,25 @@ impl<'a> PixelsRef<'a> {
             Self::Floats(f) => out.extend_from_slice(f),
         }
     }
+
+    /// Calls `f` on the values of `images` images at a time (the last
+    /// chunk may be shorter), as f32: floats where they are, bytes
+    /// converted into `scratch` first.
+    pub fn for_each_chunk(self, images: usize, scratch: &mut Vec<f32>, mut f: impl FnMut(&[f32])) {
+        let mut rest = self;
+        while !rest.is_empty() {
+            let (chunk, after) = rest.split_at_image(images.min(rest.images()));
+            rest = after;
+            match chunk {
+                Self::Floats(values) => f(values),
+                Self::Bytes(_) => {
+                    scratch.clear();
+                    chunk.extend_all(scratch);
+                    f(scratch);
+                }
+            }
+        }
+    }
 }
 
 impl<'a> From<&'a [f32]> for PixelsRef<'a> {
@@ -227,6 +246,11 @@ mod tests {
 
         let view = compact.view();
         assert_eq!(view.images(), 2);
+        for pixels in [view, PixelsRef::from(&bytes)] {
+            let mut chunks = Vec::new();
+            pixels.for_each_chunk(1, &mut Vec::new(), |values| chunks.push(values.to_vec()));
+            assert_eq!(chunks, [&bytes[..IMAGE_PIXELS], &bytes[IMAGE_PIXELS..]]);
+        }
         let (first, second) = view.split_at_image(1);
         let mut row = Vec::new();
         second.extend_image(0, &mut row);

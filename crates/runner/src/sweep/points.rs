@@ -161,7 +161,7 @@ impl Runner<'_> {
 }
 
 /// The stage a point's manifest records as failed, with its error.
-fn failed_stage(manifest: &Manifest) -> Option<(&str, &str)> {
+pub(crate) fn failed_stage(manifest: &Manifest) -> Option<(&str, &str)> {
     Stage::ALL.into_iter().find_map(|stage| {
         let record = manifest.stages.get(stage.name())?;
         (record.status == StageStatus::Failed).then(|| {

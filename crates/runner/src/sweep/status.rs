@@ -125,7 +125,9 @@ pub(super) fn show(sweep: &Sweep, workspace: &Workspace, dir: &Path) -> anyhow::
 
     let Gathered {
         summary, results, ..
-    } = summary::gather(sweep, workspace)?;
+    } = summary::gather(sweep, workspace, |point| {
+        Ok(rows[point.position].1 == PointState::Finished)
+    })?;
     if !results.is_empty() {
         output::line("");
         for text in sweep::markdown(&summary, &results).lines() {
@@ -146,27 +148,24 @@ fn point_state(sweep: &Sweep, point: &Point, workspace: &Workspace) -> anyhow::R
         return Ok(PointState::NotStarted);
     }
     let manifest = Manifest::load(&manifest_path)?;
-    for stage in Stage::ALL {
-        let Some(record) = manifest.stages.get(stage.name()) else {
-            continue;
-        };
-        match record.status {
-            StageStatus::Failed => {
-                let error = record.error.as_deref().unwrap_or("no message");
-                return Ok(PointState::Failed(format!(
-                    "stage `{}`: {}",
-                    stage.name(),
-                    first_line(error)
-                )));
-            }
-            StageStatus::Running => {
-                return Ok(PointState::Failed(format!(
-                    "interrupted in stage `{}`",
-                    stage.name()
-                )));
-            }
-            StageStatus::Ok => {}
-        }
+    if let Some((stage, error)) = points::failed_stage(&manifest) {
+        return Ok(PointState::Failed(format!(
+            "stage `{stage}`: {}",
+            first_line(error)
+        )));
+    }
+    // Recorded as running while nobody holds the lock: killed mid-stage.
+    let interrupted = Stage::ALL.into_iter().find(|stage| {
+        manifest
+            .stages
+            .get(stage.name())
+            .is_some_and(|record| record.status == StageStatus::Running)
+    });
+    if let Some(stage) = interrupted {
+        return Ok(PointState::Failed(format!(
+            "interrupted in stage `{}`",
+            stage.name()
+        )));
     }
     Ok(
         match points::first_stale(sweep, point, workspace, &manifest)? {

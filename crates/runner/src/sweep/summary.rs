@@ -9,7 +9,7 @@ use ae_store::RunDir;
 use anyhow::bail;
 
 use super::spec::value_label;
-use super::{Sweep, point_dir, points};
+use super::{Point, Sweep, point_dir, points};
 use crate::experiment::Workspace;
 use crate::output;
 
@@ -23,13 +23,18 @@ pub(crate) struct Gathered {
     pub unfinished: Vec<String>,
 }
 
-/// Reads the results of every point that has finished.
-pub(crate) fn gather(sweep: &Sweep, workspace: &Workspace) -> anyhow::Result<Gathered> {
+/// Reads the results of every point that has finished, as `finished`
+/// tells.
+pub(crate) fn gather(
+    sweep: &Sweep,
+    workspace: &Workspace,
+    mut finished: impl FnMut(&Point) -> anyhow::Result<bool>,
+) -> anyhow::Result<Gathered> {
     let varying = sweep.varying();
     let mut results = Vec::new();
     let mut unfinished = Vec::new();
     for point in &sweep.points {
-        if !points::finished(sweep, point, workspace)? {
+        if !finished(point)? {
             unfinished.push(point.name.clone());
             continue;
         }
@@ -75,7 +80,9 @@ pub(crate) fn collect_and_write(
         summary,
         results,
         unfinished,
-    } = gather(sweep, workspace)?;
+    } = gather(sweep, workspace, |point| {
+        points::finished(sweep, point, workspace)
+    })?;
     if results.is_empty() {
         bail!(
             "no point of sweep `{}` has finished in {}; run `ae sweep {}` first",

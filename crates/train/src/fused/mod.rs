@@ -109,11 +109,6 @@ impl FusedEngine {
         }
     }
 
-    /// The kernels' path on this CPU: `avx512`, `avx2+fma` or `baseline`.
-    pub fn kernel_path(&self) -> &'static str {
-        self.isa.name()
-    }
-
     /// The gradients of the mean squared error over the images at `indices`
     /// at the current weights (no step taken).
     pub fn gradients(&mut self, images: PixelsRef<'_>, indices: &[usize]) -> Params {

@@ -151,21 +151,9 @@ impl Worker {
         images: PixelsRef<'_>,
     ) -> f64 {
         let mut total = 0.0;
-        let mut rest = images;
         let mut converted = std::mem::take(&mut self.batch);
-        while !rest.is_empty() {
-            let rows = EVAL_ROWS.min(rest.images());
-            let (part, after) = rest.split_at_image(rows);
-            rest = after;
-            // Floats are read where they are; bytes become floats first.
-            let chunk: &[f32] = match part {
-                PixelsRef::Floats(values) => values,
-                PixelsRef::Bytes(_) => {
-                    converted.clear();
-                    part.extend_all(&mut converted);
-                    &converted
-                }
-            };
+        images.for_each_chunk(EVAL_ROWS, &mut converted, |chunk| {
+            let rows = chunk.len() / INPUT;
             self.reserve_rows(rows);
             self.encode(encoder, chunk, rows);
             let row_sums = &mut self.row_sums[..rows];
@@ -179,7 +167,7 @@ impl Worker {
                 row_sums,
             );
             total += row_sums.iter().map(|&s| f64::from(s)).sum::<f64>();
-        }
+        });
         self.batch = converted;
         total
     }
