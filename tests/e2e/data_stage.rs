@@ -15,8 +15,9 @@ const TRAIN_LABEL_COUNTS: [usize; 10] =
     [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949];
 const TEST_LABEL_COUNTS: [usize; 10] = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009];
 
-/// Checks one split file: exactly `images` f32 [n, 784] in [0, 1] and
-/// `labels` u8 [n]; returns the labels.
+/// Checks one split file: exactly `images` u8 [n, 784] (8-bit pixels, as
+/// MNIST's are, kept as bytes) spanning 0 to 255, and `labels` u8 [n];
+/// returns the labels.
 fn check_split(path: &Path, n: usize) -> Vec<u8> {
     let bytes = fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let tensors = SafeTensors::deserialize(&bytes).expect("a safetensors file");
@@ -25,15 +26,13 @@ fn check_split(path: &Path, n: usize) -> Vec<u8> {
     assert_eq!(names, ["images", "labels"]);
 
     let images = tensors.tensor("images").expect("images");
-    assert_eq!(images.dtype(), Dtype::F32);
+    assert_eq!(images.dtype(), Dtype::U8);
     assert_eq!(images.shape(), [n, 784]);
-    let (mut min, mut max) = (f32::INFINITY, f32::NEG_INFINITY);
-    for chunk in images.data().chunks_exact(4) {
-        let v = f32::from_le_bytes(chunk.try_into().expect("4 bytes"));
-        min = min.min(v);
-        max = max.max(v);
-    }
-    assert!(min >= 0.0 && max <= 1.0, "pixels in [0, 1]: {min}..{max}");
+    let (min, max) = images
+        .data()
+        .iter()
+        .fold((u8::MAX, u8::MIN), |(lo, hi), &p| (lo.min(p), hi.max(p)));
+    assert_eq!((min, max), (0, 255), "MNIST's pixels span 0 to 255");
 
     let labels = tensors.tensor("labels").expect("labels");
     assert_eq!(labels.dtype(), Dtype::U8);
@@ -69,10 +68,11 @@ fn the_data_stage_writes_both_real_mnist_splits() {
     let root = sandbox.path().join("runs/default");
     let train = check_split(&root.join("data/train.safetensors"), 60_000);
     let test = check_split(&root.join("data/test.safetensors"), 10_000);
-    // MNIST's pixels span 0 to 255 in both splits.
+    // Read as the pipeline reads them: the values p / 255, exactly [0, 1].
     for split in ["train", "test"] {
-        let bytes = fs::read(root.join(format!("data/{split}.safetensors"))).expect("split");
-        let pixels = crate::support::f32s(&bytes, "images");
+        let pixels = ae_store::read_split(&root.join(format!("data/{split}.safetensors")))
+            .expect("split")
+            .images;
         let max = pixels.iter().copied().fold(0.0f32, f32::max);
         let min = pixels.iter().copied().fold(1.0f32, f32::min);
         assert_eq!(

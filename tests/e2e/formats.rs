@@ -9,7 +9,9 @@ use std::path::Path;
 use polars::prelude::{Column, CsvWriter, DataFrame, ParquetWriter, SerWriter};
 use safetensors::SafeTensors;
 
-use crate::support::{SYNTH, SYNTH_TEST, SYNTH_TRAIN, Sandbox, real_data, synthetic_digits};
+use crate::support::{
+    SYNTH, SYNTH_TEST, SYNTH_TRAIN, Sandbox, real_data, split_pixels, synthetic_digits,
+};
 use ae_testkit::npy;
 
 const PIXELS: usize = 784;
@@ -285,12 +287,9 @@ fn jpeg_folders_read_back_within_a_few_grey_levels() {
         "train = \"data/jpeg\"\ntest = \"data/ok.npy\"\n",
     );
     sandbox.ae(&["stage", "data", &config], None).assert_ok();
-    let read = split_tensors(&sandbox.path().join("runs/jpeg/data/train.safetensors"));
-    let values: Vec<f32> = read
-        .tensor("images")
-        .chunks_exact(4)
-        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-        .collect();
+    let values = split_pixels(
+        &fs::read(sandbox.path().join("runs/jpeg/data/train.safetensors")).expect("split"),
+    );
     assert_eq!(values.len(), n * PIXELS);
     let worst = values
         .iter()

@@ -9,8 +9,8 @@ use std::path::Path;
 use safetensors::SafeTensors;
 
 use crate::support::{
-    SYNTH, SYNTH_TEST, SYNTH_TRAIN, Sandbox, bool_column, f32_column, f32s, read_parquet,
-    real_data, synthetic_digits,
+    SYNTH, SYNTH_TEST, SYNTH_TRAIN, Sandbox, bool_column, f32_column, read_parquet, real_data,
+    split_pixels, synthetic_digits,
 };
 
 /// The tensors of a split file: (labels, is_outlier), checking their shapes.
@@ -22,7 +22,7 @@ fn split(path: &Path) -> (Vec<u8>, Option<Vec<u8>>, Vec<f32>) {
         assert_eq!(t.shape(), [labels.len()]);
         t.data().to_vec()
     });
-    (labels, truth, f32s(&bytes, "images"))
+    (labels, truth, split_pixels(&bytes))
 }
 
 /// The raw bytes of a gzip IDX file under the data root.

@@ -3,7 +3,7 @@
 use std::fs;
 
 use crate::support::{
-    SYNTH, SYNTH_TEST, SYNTH_TRAIN, Sandbox, f32s, gzip, idx_images_of, idx_labels_of,
+    SYNTH, SYNTH_TEST, SYNTH_TRAIN, Sandbox, gzip, idx_images_of, idx_labels_of, split_pixels,
     synthetic_digits,
 };
 
@@ -58,7 +58,7 @@ fn own_files_become_the_splits_gzip_or_raw() {
     assert!(run.stderr.contains("your own images"), "{}", run.stderr);
     let root = sandbox.path().join("runs/synth");
     let test = fs::read(root.join("data/test.safetensors")).expect("test split");
-    let images = f32s(&test, "images");
+    let images = split_pixels(&test);
     assert_eq!(images.len(), SYNTH_TEST * 784);
     for (scaled, raw) in images.iter().zip(&pixels) {
         assert_eq!(scaled.to_bits(), (f32::from(*raw) / 255.0).to_bits());

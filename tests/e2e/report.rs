@@ -6,6 +6,7 @@ use std::path::Path;
 
 use crate::support::{
     SYNTH, SYNTH_TEST, SYNTH_TRAIN, Sandbox, bool_column, f32_column, f32s, read_parquet,
+    split_pixels,
 };
 
 const FIGURES: [&str; 6] = [
@@ -195,10 +196,8 @@ fn a_threshold_from_the_training_split() {
     let root = sandbox.path().join("runs/synth");
 
     // The 99th percentile (linear interpolation) of the training images' MSE.
-    let originals = f32s(
-        &fs::read(root.join("data/train.safetensors")).expect("train split"),
-        "images",
-    );
+    let originals =
+        split_pixels(&fs::read(root.join("data/train.safetensors")).expect("train split"));
     let decoded = f32s(
         &fs::read(root.join("infer/train_decoded.safetensors")).expect("train reconstructions"),
         "images",
@@ -249,10 +248,8 @@ fn the_mae_score_runs_through_eval_and_report() {
             .expect("json");
     assert_eq!(metrics["score"], "mae");
     // The MAE of each image, recomputed from the split and its reconstructions.
-    let originals = f32s(
-        &fs::read(root.join("data/test.safetensors")).expect("test split"),
-        "images",
-    );
+    let originals =
+        split_pixels(&fs::read(root.join("data/test.safetensors")).expect("test split"));
     let decoded = f32s(
         &fs::read(root.join("infer/decoded.safetensors")).expect("decoded"),
         "images",

@@ -10,6 +10,7 @@ use polars::prelude::DataFrame;
 use crate::formats::{splits, write_tables};
 use crate::support::{
     SYNTH, SYNTH_TEST, Sandbox, bool_column, f32_column, f32s, read_parquet, real_data,
+    split_pixels,
 };
 use ae_testkit::npy;
 
@@ -646,7 +647,7 @@ fn onnx_matches_ae(sandbox: &Sandbox, run: &str) {
         .ae_within(&["export", &format!("runs/{run}"), "--onnx", "d.onnx"])
         .assert_ok();
     let split = fs::read(root.join("data/test.safetensors")).expect("split");
-    let images = f32s(&split, "images");
+    let images = split_pixels(&split);
     let n = images.len() / PIXELS;
     let raw: Vec<u8> = images.iter().flat_map(|v| v.to_le_bytes()).collect();
     fs::write(sandbox.path().join("images.f32"), raw).expect("write");

@@ -291,6 +291,18 @@ pub(crate) fn f32s(bytes: &[u8], name: &str) -> Vec<f32> {
         .collect()
 }
 
+/// The images of a split file `bytes` as the values they stand for: u8
+/// pixels (8-bit sources) as `p / 255`, f32 as they are.
+pub(crate) fn split_pixels(bytes: &[u8]) -> Vec<f32> {
+    let file = safetensors::SafeTensors::deserialize(bytes).expect("a safetensors file");
+    let view = file.tensor("images").expect("no tensor `images`");
+    match view.dtype() {
+        safetensors::Dtype::U8 => view.data().iter().map(|&p| f32::from(p) / 255.0).collect(),
+        safetensors::Dtype::F32 => f32s(bytes, "images"),
+        other => panic!("split images are {other:?}"),
+    }
+}
+
 /// A Parquet file as a user's polars reads it (not through `ae`'s reader).
 pub(crate) fn read_parquet(path: &Path) -> polars::prelude::DataFrame {
     use polars::prelude::SerReader;

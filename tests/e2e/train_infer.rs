@@ -7,7 +7,7 @@ use std::path::Path;
 use safetensors::SafeTensors;
 use safetensors::tensor::Dtype;
 
-use crate::support::{SYNTH, SYNTH_TEST, Sandbox, f32s, real_data};
+use crate::support::{SYNTH, SYNTH_TEST, Sandbox, f32s, real_data, split_pixels};
 
 /// The synthetic experiment (2 epochs on 6,000 images, validated on 1,000)
 /// measured val_loss 0.0378 with either engine at seed 0, after 0.078 for
@@ -94,7 +94,7 @@ fn the_quick_pipeline_trains_and_reconstructs() {
 
         // The reconstructions' MSE against the test images is the last val_loss.
         let test = fs::read(root.join("data/test.safetensors")).expect("test split");
-        let originals = f32s(&test, "images");
+        let originals = split_pixels(&test);
         let mse = originals
             .iter()
             .zip(&pixels)

@@ -124,19 +124,31 @@ pub fn promised_len(header: &[u8], kind: IdxKind) -> Result<u64, IdxError> {
 
 /// Parses an `idx3-ubyte` file of 28×28 images.
 pub fn parse_images(bytes: &[u8]) -> Result<IdxImages<'_>, IdxError> {
-    let header = header(bytes, IMAGES_HEADER, IMAGES_MAGIC, "images (idx3-ubyte)")?;
+    let (head, body) = bytes.split_at(bytes.len().min(IMAGES_HEADER));
+    parse_images_parts(head, body)
+}
+
+/// [`parse_images`] of a file read as its header and, apart, its body
+/// (so the pixels need not be moved to drop the header).
+pub fn parse_images_parts<'a>(head: &[u8], body: &'a [u8]) -> Result<IdxImages<'a>, IdxError> {
+    let header = header(head, IMAGES_HEADER, IMAGES_MAGIC, "images (idx3-ubyte)")?;
     let (count, rows, cols) = (header[0], header[1], header[2]);
     if rows * cols != ae_store::IMAGE_PIXELS || rows != ae_store::IMAGE_SIDE {
         return Err(IdxError::WrongImageSize { rows, cols });
     }
-    let pixels = body(bytes, IMAGES_HEADER, count, rows * cols)?;
+    let pixels = checked_body(body, IMAGES_HEADER, count, rows * cols)?;
     Ok(IdxImages { count, pixels })
 }
 
 /// Parses an `idx1-ubyte` file of class labels 0–9.
 pub fn parse_labels(bytes: &[u8]) -> Result<&[u8], IdxError> {
-    let header = header(bytes, LABELS_HEADER, LABELS_MAGIC, "labels (idx1-ubyte)")?;
-    let labels = body(bytes, LABELS_HEADER, header[0], 1)?;
+    let (head, body) = bytes.split_at(bytes.len().min(LABELS_HEADER));
+    parse_labels_parts(head, body)
+}
+
+/// [`parse_labels`] of a file read as its header and, apart, its body.
+pub fn parse_labels_parts<'a>(head: &[u8], body: &'a [u8]) -> Result<&'a [u8], IdxError> {
+    let labels = parse_any_labels_parts(head, body)?;
     if let Some(index) = labels.iter().position(|&label| label > 9) {
         return Err(IdxError::BadLabel {
             label: labels[index],
@@ -149,8 +161,14 @@ pub fn parse_labels(bytes: &[u8]) -> Result<&[u8], IdxError> {
 /// Parses an `idx1-ubyte` file of labels of any byte value (a user's own
 /// classes, such as EMNIST letters 1–26).
 pub fn parse_any_labels(bytes: &[u8]) -> Result<&[u8], IdxError> {
-    let header = header(bytes, LABELS_HEADER, LABELS_MAGIC, "labels (idx1-ubyte)")?;
-    body(bytes, LABELS_HEADER, header[0], 1)
+    let (head, body) = bytes.split_at(bytes.len().min(LABELS_HEADER));
+    parse_any_labels_parts(head, body)
+}
+
+/// [`parse_any_labels`] of a file read as its header and, apart, its body.
+pub fn parse_any_labels_parts<'a>(head: &[u8], body: &'a [u8]) -> Result<&'a [u8], IdxError> {
+    let header = header(head, LABELS_HEADER, LABELS_MAGIC, "labels (idx1-ubyte)")?;
+    checked_body(body, LABELS_HEADER, header[0], 1)
 }
 
 /// Checks the magic number and returns the dimensions that follow it.
@@ -183,19 +201,23 @@ fn header(
         .collect()
 }
 
-/// The bytes after the header, checked to be exactly `count × item_len`.
-fn body(bytes: &[u8], header_len: usize, count: usize, item_len: usize) -> Result<&[u8], IdxError> {
+/// The bytes after the header, checked to be exactly `count × item_len`
+/// (lengths in errors count the header's `header_len` bytes too).
+fn checked_body(
+    body: &[u8],
+    header_len: usize,
+    count: usize,
+    item_len: usize,
+) -> Result<&[u8], IdxError> {
     let expected = count
         .checked_mul(item_len)
         .and_then(|n| n.checked_add(header_len))
         .unwrap_or(usize::MAX);
-    if bytes.len() != expected {
-        return Err(IdxError::WrongLength {
-            expected,
-            found: bytes.len(),
-        });
+    let found = body.len() + header_len;
+    if found != expected {
+        return Err(IdxError::WrongLength { expected, found });
     }
-    Ok(&bytes[header_len..])
+    Ok(body)
 }
 
 /// Scales pixels from `0..=255` to `[0, 1]` as `f32`, exactly as Keras's

@@ -320,10 +320,24 @@ fn read_published(cfg: &DataConfig, data_root: &Path) -> Result<Vec<ImageSet>, D
     for pair in &mut pairs {
         fetch_missing(cfg, data_root, pair)?;
     }
-    let raw = pairs
-        .iter()
-        .map(RawSplit::read)
-        .collect::<Result<Vec<_>, _>>()?;
+    // The first pair (the training split, the largest) on this thread,
+    // the others beside it; errors in the pairs' order.
+    let raw = std::thread::scope(|scope| {
+        let others: Vec<_> = pairs
+            .iter()
+            .skip(1)
+            .map(|pair| scope.spawn(|| RawSplit::read(pair)))
+            .collect();
+        let first = pairs.first().map(RawSplit::read);
+        first
+            .into_iter()
+            .chain(others.into_iter().map(|reading| {
+                reading
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            }))
+            .collect::<Result<Vec<_>, _>>()
+    })?;
     for raw in &raw {
         raw.verify()?;
     }

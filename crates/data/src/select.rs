@@ -2,10 +2,10 @@
 
 use std::path::Path;
 
-use ae_store::{SplitLabels, TensorOut};
+use ae_store::{Dtype, IMAGE_PIXELS, SplitLabels, TensorOut};
 
 use crate::DataError;
-use crate::formats::ImageSet;
+use crate::formats::{ImageSet, Pixels};
 
 /// Some images of one set, in order, and which are anomalies.
 pub(crate) struct Selection<'a> {
@@ -45,8 +45,9 @@ impl<'a> Selection<'a> {
     }
 }
 
-/// Writes the selections one after another as a split, scaling pixels to
-/// [0, 1] as they are written, with the classes' `names` when they have
+/// Writes the selections one after another as a split, with u8 pixels
+/// when every selection's images are 8-bit, else f32 in [0, 1] (8-bit
+/// pixels scaled as they are written); with the classes' `names` when they have
 /// names; returns the image count. Labels are written when every
 /// selection has them.
 pub(crate) fn write_selections(
@@ -69,19 +70,38 @@ pub(crate) fn write_selections(
         .collect();
     let n = is_outlier.len();
     let (name, shape) = ae_store::split_images_tensor(n);
-    let images = TensorOut::f32_streamed(name, shape, move |out| {
-        let mut chunk = Vec::with_capacity(64 * ae_store::IMAGE_PIXELS);
-        for selection in selections {
-            for batch in selection.indices.chunks(64) {
-                chunk.clear();
-                for &i in batch {
-                    selection.set.pixels.push_scaled(i, &mut chunk);
+    let all_bytes = selections
+        .iter()
+        .all(|s| matches!(s.set.pixels, Pixels::U8(_)));
+    let images = if all_bytes {
+        // 8-bit sources stay 8-bit: pixel p stands for p / 255, and the
+        // split is a quarter of the size of its floats.
+        TensorOut::streamed(name, Dtype::U8, shape, move |out| {
+            for selection in selections {
+                let Pixels::U8(pixels) = &selection.set.pixels else {
+                    unreachable!("every selection's set holds bytes");
+                };
+                for &i in &selection.indices {
+                    out.write_all(&pixels[i * IMAGE_PIXELS..(i + 1) * IMAGE_PIXELS])?;
                 }
-                ae_store::write_f32_le(out, &chunk)?;
             }
-        }
-        Ok(())
-    });
+            Ok(())
+        })
+    } else {
+        TensorOut::streamed(name, Dtype::F32, shape, move |out| {
+            let mut chunk = Vec::with_capacity(64 * IMAGE_PIXELS);
+            for selection in selections {
+                for batch in selection.indices.chunks(64) {
+                    chunk.clear();
+                    for &i in batch {
+                        selection.set.pixels.push_scaled(i, &mut chunk);
+                    }
+                    ae_store::write_f32_le(out, &chunk)?;
+                }
+            }
+            Ok(())
+        })
+    };
     let known = SplitLabels {
         labels: labels.as_deref(),
         names: names.filter(|_| labels.is_some()),

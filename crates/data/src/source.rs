@@ -108,18 +108,60 @@ pub(crate) fn read_idx_stream(
     published_len: Option<u64>,
     raw_len: Option<u64>,
 ) -> Result<Vec<u8>, StreamError> {
+    read_idx_stream_parts(source, kind, published_len, raw_len, |_| {}).map(IdxBytes::contiguous)
+}
+
+/// An IDX file's decompressed bytes: the header, and the body apart from it
+/// (so dropping the header moves no pixel).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct IdxBytes {
+    /// The header (shorter when the file ends first).
+    pub(crate) header: Vec<u8>,
+    /// Everything after it.
+    pub(crate) body: Vec<u8>,
+}
+
+impl IdxBytes {
+    /// The whole file, header and body, in one buffer.
+    pub(crate) fn contiguous(self) -> Vec<u8> {
+        let mut bytes = self.header;
+        bytes.extend_from_slice(&self.body);
+        bytes
+    }
+}
+
+/// [`read_idx_stream`] as header and body, handing every byte read, in
+/// order, to `seen` as it arrives (to hash it meanwhile).
+fn read_idx_stream_parts(
+    source: impl Read + Send,
+    kind: IdxKind,
+    published_len: Option<u64>,
+    raw_len: Option<u64>,
+    mut seen: impl FnMut(&[u8]),
+) -> Result<IdxBytes, StreamError> {
     let stream = IdxStream::open(source, kind)?;
+    seen(&stream.header);
     let header_len = idx::header_len(kind);
     if stream.header.len() < header_len {
         // Too short for a header: the parser says so.
-        return Ok(stream.header);
+        return Ok(IdxBytes {
+            header: stream.header,
+            body: Vec::new(),
+        });
     }
     let promised = stream.promised(kind, raw_len)?;
-    let (mut bytes, gzipped) = (stream.header, stream.gzipped);
+    let gzipped = stream.gzipped;
     let bound = published_len.map_or(promised, |len| len.min(promised));
-    let mut body = stream
-        .body
-        .take(bound.saturating_sub(header_len as u64) + 1);
+    let body_bound = bound.saturating_sub(header_len as u64);
+    let mut bytes = Vec::new();
+    if published_len.is_some() {
+        // A published file's length is known, not claimed: take it at once
+        // (plus the byte that tells it holds more) rather than doubling.
+        bytes
+            .try_reserve_exact(usize::try_from(body_bound + 1).unwrap_or(usize::MAX))
+            .map_err(|_| StreamError::Memory { bytes: promised })?;
+    }
+    let mut body = stream.body.take(body_bound + 1);
     let mut chunk = vec![0u8; CHUNK];
     loop {
         let n = match body.read(&mut chunk) {
@@ -132,11 +174,15 @@ pub(crate) fn read_idx_stream(
             .try_reserve(n)
             .map_err(|_| StreamError::Memory { bytes: promised })?;
         bytes.extend_from_slice(&chunk[..n]);
+        seen(&chunk[..n]);
     }
-    if bytes.len() as u64 > bound {
+    if bytes.len() as u64 > body_bound {
         return Err(StreamError::Idx(IdxError::Oversized { expected: bound }));
     }
-    Ok(bytes)
+    Ok(IdxBytes {
+        header: stream.header,
+        body: bytes,
+    })
 }
 
 /// The error of a user's or a dataset's file at `path` that could not be
@@ -168,13 +214,39 @@ pub fn read_idx(
     published_len: Option<u64>,
     fix: Fix,
 ) -> Result<Vec<u8>, DataError> {
+    read_idx_parts(path, kind, published_len, fix, |_| {}).map(IdxBytes::contiguous)
+}
+
+/// [`read_idx`] as header and body, handing every byte read to `seen`.
+pub(crate) fn read_idx_parts(
+    path: &Path,
+    kind: IdxKind,
+    published_len: Option<u64>,
+    fix: Fix,
+    seen: impl FnMut(&[u8]),
+) -> Result<IdxBytes, DataError> {
     let meta = ae_store::regular_file(path)?;
     let file = File::open(path).map_err(|source| DataError::Read {
         path: path.to_path_buf(),
         source,
     })?;
-    read_idx_stream(file, kind, published_len, Some(meta.len()))
+    read_idx_stream_parts(file, kind, published_len, Some(meta.len()), seen)
         .map_err(|e| stream_error(path, fix, e))
+}
+
+/// [`read_idx_parts`] for a published file, whose decompressed bytes are
+/// hashed on another thread as they arrive: the bytes and their sha256, for
+/// [`check_digest`].
+pub(crate) fn read_idx_hashed(
+    path: &Path,
+    kind: IdxKind,
+    published_len: u64,
+    fix: Fix,
+) -> Result<(IdxBytes, String), DataError> {
+    let mut hasher = ae_store::BackgroundSha256::start();
+    let read = read_idx_parts(path, kind, Some(published_len), fix, |b| hasher.update(b));
+    let digest = hasher.finish();
+    Ok((read?, digest))
 }
 
 /// Checks that decompressed `bytes` are the published content of `file`.
@@ -184,7 +256,17 @@ pub fn verify_checksum(
     file: &IdxFile,
     bytes: &[u8],
 ) -> Result<(), DataError> {
-    let found = ae_store::sha256_hex(bytes);
+    check_digest(path, dataset, file, ae_store::sha256_hex(bytes))
+}
+
+/// Checks that `found`, the sha256 of the decompressed bytes at `path`, is
+/// that of the published content of `file`.
+pub(crate) fn check_digest(
+    path: &Path,
+    dataset: Dataset,
+    file: &IdxFile,
+    found: String,
+) -> Result<(), DataError> {
     if found == file.sha256 {
         Ok(())
     } else {

@@ -105,12 +105,9 @@ pub struct Reconstruction {
 }
 
 /// Encodes then decodes `images` (`[n, 784]`) in batches of [`BATCH`].
-///
-/// A shorter batch is padded with blank images to [`BATCH`] (and the
-/// padding dropped): the GEMM chooses its kernels by the batch's size, so
-/// an image is reconstructed to the same bits whatever batch it comes in,
-/// whether the test split's ten thousandth or the one file `ae score` is
-/// given.
+/// The kernels compute each image on its own, so an image is
+/// reconstructed to the same bits whatever batch it comes in, whether the
+/// test split's ten thousandth or the one file `ae score` is given.
 pub fn reconstruct(codec: &Codec, images: &[f32]) -> Reconstruction {
     let n = images.len() / INPUT;
     let latent = codec.latent();
@@ -118,21 +115,10 @@ pub fn reconstruct(codec: &Codec, images: &[f32]) -> Reconstruction {
         codes: Vec::with_capacity(n * latent),
         images: Vec::with_capacity(n * INPUT),
     };
-    let mut padded = Vec::new();
     for batch in images.chunks(BATCH * INPUT) {
-        let rows = batch.len() / INPUT;
-        let full = if rows == BATCH {
-            batch
-        } else {
-            padded.clear();
-            padded.extend_from_slice(batch);
-            padded.resize(BATCH * INPUT, 0.0);
-            &padded
-        };
-        let codes = codec.encode(full);
-        let decoded = codec.decode(&codes);
-        out.images.extend_from_slice(&decoded[..rows * INPUT]);
-        out.codes.extend_from_slice(&codes[..rows * latent]);
+        let codes = codec.encode(batch);
+        out.images.extend_from_slice(&codec.decode(&codes));
+        out.codes.extend_from_slice(&codes);
     }
     out
 }

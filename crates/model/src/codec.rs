@@ -1,54 +1,52 @@
-//! Encode and decode without naming the latent size at compile time.
+//! Encode and decode on the CPU kernels, whatever the latent size.
 
-use dfdx::tensor::Cpu;
-
-use crate::net::batch_tensor;
-use crate::{Autoencoder, INPUT, ModelError, Params};
+use crate::kernels::skinny::{decode_output, product};
+use crate::kernels::{Isa, transpose};
+use crate::{INPUT, ModelError, Params};
 
 /// A trained autoencoder ready to encode images and decode codes, whatever
-/// its latent size.
+/// its latent size, on the kernels that train it (the widest path this CPU
+/// has). Each image's code and reconstruction are the same bits alone or
+/// in any batch.
+#[derive(Debug, Clone)]
 pub struct Codec {
-    inner: Box<dyn CodecImpl + Send>,
+    isa: Isa,
     latent: usize,
-}
-
-trait CodecImpl {
-    fn encode(&self, images: &[f32]) -> Vec<f32>;
-    fn decode(&self, codes: &[f32]) -> Vec<f32>;
-}
-
-struct Fixed<const L: usize> {
-    dev: Cpu,
-    model: Autoencoder<L>,
-}
-
-impl<const L: usize> CodecImpl for Fixed<L> {
-    fn encode(&self, images: &[f32]) -> Vec<f32> {
-        self.model
-            .encode(batch_tensor::<INPUT>(&self.dev, images))
-            .as_vec()
-    }
-    fn decode(&self, codes: &[f32]) -> Vec<f32> {
-        self.model
-            .decode(batch_tensor::<L>(&self.dev, codes))
-            .as_vec()
-    }
+    /// W1ᵀ, `[784, L]`.
+    encoder_weight_t: Vec<f32>,
+    /// b1, `[L]`.
+    encoder_bias: Vec<f32>,
+    /// W2ᵀ, `[L, 784]`.
+    decoder_weight_t: Vec<f32>,
+    /// b2, `[784]`.
+    decoder_bias: Vec<f32>,
 }
 
 impl Codec {
     /// A codec with `params`' weights.
     pub fn new(params: &Params) -> Result<Self, ModelError> {
-        let dev = Cpu::default();
-        let inner: Box<dyn CodecImpl + Send> = crate::with_latent!(params.latent(), |L| {
-            Box::new(Fixed::<L> {
-                model: Autoencoder::<L>::from_params(&dev, params)?,
-                dev,
-            }) as Box<dyn CodecImpl + Send>
-        })?;
+        let latent = params.latent();
+        if !crate::LATENT_SIZES.contains(&latent) {
+            return Err(ModelError::UnsupportedLatent(latent));
+        }
+        let mut encoder_weight_t = vec![0.0; INPUT * latent];
+        transpose(&params.encoder_weight, latent, INPUT, &mut encoder_weight_t);
+        let mut decoder_weight_t = vec![0.0; INPUT * latent];
+        transpose(&params.decoder_weight, INPUT, latent, &mut decoder_weight_t);
         Ok(Self {
-            inner,
-            latent: params.latent(),
+            isa: Isa::detect(),
+            latent,
+            encoder_weight_t,
+            encoder_bias: params.encoder_bias.clone(),
+            decoder_weight_t,
+            decoder_bias: params.decoder_bias.clone(),
         })
+    }
+
+    /// The same codec computing on `isa`'s path (tests hold every path to
+    /// the same results).
+    pub fn on(self, isa: Isa) -> Self {
+        Self { isa, ..self }
     }
 
     /// The latent size.
@@ -56,16 +54,33 @@ impl Codec {
         self.latent
     }
 
-    /// Codes of a batch of images: `[n, 784]` → `[n, L]`, row-major.
+    /// Codes of a batch of images: `[n, 784]` → `[n, L]`, row-major;
+    /// relu(X W1ᵀ + b1).
     ///
     /// # Panics
     /// If `images.len()` is not a multiple of 784.
     pub fn encode(&self, images: &[f32]) -> Vec<f32> {
         assert_eq!(images.len() % INPUT, 0, "images come in rows of {INPUT}");
-        self.inner.encode(images)
+        let l = self.latent;
+        let mut codes = vec![0.0; images.len() / INPUT * l];
+        product(
+            self.isa,
+            l,
+            images,
+            INPUT,
+            &self.encoder_weight_t,
+            &mut codes,
+        );
+        for row in codes.chunks_exact_mut(l) {
+            for (h, b) in row.iter_mut().zip(&self.encoder_bias) {
+                *h = (*h + b).max(0.0);
+            }
+        }
+        codes
     }
 
-    /// Reconstructions from a batch of codes: `[n, L]` → `[n, 784]`, row-major.
+    /// Reconstructions from a batch of codes: `[n, L]` → `[n, 784]`,
+    /// row-major; sigmoid(H W2ᵀ + b2).
     ///
     /// # Panics
     /// If `codes.len()` is not a multiple of the latent size.
@@ -76,7 +91,16 @@ impl Codec {
             "codes come in rows of {}",
             self.latent
         );
-        self.inner.decode(codes)
+        let mut images = vec![0.0; codes.len() / self.latent * INPUT];
+        decode_output(
+            self.isa,
+            codes,
+            self.latent,
+            &self.decoder_weight_t,
+            &self.decoder_bias,
+            &mut images,
+        );
+        images
     }
 }
 
@@ -120,23 +144,25 @@ mod tests {
         let images: Vec<f32> = (0..3 * INPUT)
             .map(|i| ((i * 37) % 256) as f32 / 255.0)
             .collect();
-        let codec = Codec::new(&params).expect("codec");
-        let codes = codec.encode(&images);
-        let decoded = codec.decode(&codes);
-        assert_eq!((codes.len(), decoded.len()), (3 * 8, 3 * INPUT));
-        for n in 0..3 {
-            let (code, out) = reference(&params, &images[n * INPUT..(n + 1) * INPUT]);
-            for j in 0..8 {
-                assert!(
-                    (codes[n * 8 + j] as f64 - code[j]).abs() < 1e-5,
-                    "code {n},{j}"
-                );
-            }
-            for i in 0..INPUT {
-                assert!(
-                    (decoded[n * INPUT + i] as f64 - out[i]).abs() < 1e-5,
-                    "pixel {n},{i}"
-                );
+        for isa in Isa::every_available() {
+            let codec = Codec::new(&params).expect("codec").on(isa);
+            let codes = codec.encode(&images);
+            let decoded = codec.decode(&codes);
+            assert_eq!((codes.len(), decoded.len()), (3 * 8, 3 * INPUT));
+            for n in 0..3 {
+                let (code, out) = reference(&params, &images[n * INPUT..(n + 1) * INPUT]);
+                for j in 0..8 {
+                    assert!(
+                        (codes[n * 8 + j] as f64 - code[j]).abs() < 1e-5,
+                        "code {n},{j}"
+                    );
+                }
+                for i in 0..INPUT {
+                    assert!(
+                        (decoded[n * INPUT + i] as f64 - out[i]).abs() < 1e-5,
+                        "pixel {n},{i}"
+                    );
+                }
             }
         }
     }

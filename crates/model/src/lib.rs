@@ -10,14 +10,18 @@
 //! - [`Autoencoder`]: the statically shaped dfdx module, built from and turned
 //!   back into [`Params`], with separate `encode` and `decode` as the seed's
 //!   encoder and decoder models. [`with_latent!`] turns a runtime latent size
-//!   into the compile-time one; [`Codec`] does it once for callers that only
-//!   encode and decode.
+//!   into the compile-time one.
+//! - [`Codec`]: encode and decode for inference, on [`kernels`], the
+//!   runtime-dispatched SIMD kernels that the fused training engine also
+//!   runs on (the only `unsafe` of the workspace: calling the paths compiled
+//!   for AVX-512 and AVX2 on CPUs that have them).
 //!
-//! With `ae-train` and `ae-infer`, the only crates that link dfdx.
+//! With `ae-train`, the only crates that depend on dfdx.
 
 mod codec;
 mod config;
 mod error;
+pub mod kernels;
 mod net;
 mod params;
 

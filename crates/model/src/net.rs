@@ -2,7 +2,7 @@
 
 use dfdx::nn::modules::{Linear, Module, ModuleVisitor, NonMutableModule, TensorCollection};
 use dfdx::shapes::{Const, Dtype};
-use dfdx::tensor::{Cpu, CpuError, NoneTape, OwnedTape, Tensor, TensorFromVec, ZerosTensor};
+use dfdx::tensor::{Cpu, CpuError, NoneTape, OwnedTape, Tensor, ZerosTensor};
 use dfdx::tensor_ops::Device;
 
 use crate::{INPUT, ModelError, Params};
@@ -113,12 +113,4 @@ impl<const L: usize> Autoencoder<L> {
     pub fn decode(&self, codes: Codes<L>) -> Images {
         self.decoder.forward(codes).sigmoid()
     }
-}
-
-/// A `[rows, N]` tensor holding `values` (row-major).
-pub(crate) fn batch_tensor<const N: usize>(
-    dev: &Cpu,
-    values: &[f32],
-) -> Tensor<(usize, Const<N>), f32, Cpu> {
-    dev.tensor_from_vec(values.to_vec(), (values.len() / N, Const::<N>))
 }

@@ -8,9 +8,11 @@
 //!   that fingerprint, so two processes never compute the same thing at once.
 //!
 //! The integrity model: the cache owns its blobs, and a run directory owns
-//! its files; no file is both. A file enters the cache as a copy whose
-//! sha256 is checked against the digest the stage recorded, and leaves it as
-//! a copy whose sha256 is checked against the entry; a blob that fails the
+//! its files; no file is both. A file enters the cache as a copy of what
+//! the stage recorded: its stamp unchanged since the stage hashed it (or,
+//! where it changed or stamps cannot vouch, the copy's sha256 checked
+//! against the recorded digest), and leaves it as a copy whose sha256 is
+//! checked against the entry; a blob that fails the
 //! check is removed and reported, never restored. So an edit to a run's
 //! file, or bit rot in a blob, can neither reach another run nor be recorded
 //! under a digest it does not have.
@@ -171,7 +173,7 @@ impl Cache {
                     remove_read_only(&blob)?;
                 }
                 let file = run.path(&output.path);
-                copy_verified(&file, &blob, &output.sha256).map_err(|err| match err {
+                copy_in(&file, &blob, output).map_err(|err| match err {
                     // The run's file no longer has the digest the stage
                     // recorded: it was changed after the stage wrote it.
                     StoreError::CorruptBlob {
@@ -228,6 +230,40 @@ impl Cache {
         }
         Ok(self.root.join("blobs").join(&sha256[..2]).join(sha256))
     }
+}
+
+/// Copies the run's file `from`, recorded as `record`, into the cache as
+/// `to`. When the file's stamp (size, modification time, ctime, inode) is
+/// the recorded one before and after the copy, the copy holds the bytes the
+/// stage hashed moments ago (every write changes the ctime: the trust the
+/// manifest gives a stamp), and hashing them again would cost as much as
+/// the first time; otherwise, or where the file system's stamps cannot
+/// vouch, the copy is hashed ([`copy_verified`]).
+fn copy_in(from: &Path, to: &Path, record: &FileRecord) -> Result<(), StoreError> {
+    let vouched = |path: &Path| stat(path).is_ok_and(|stamp| record.vouched_by(&stamp));
+    if !vouched(from) {
+        return copy_verified(from, to, &record.sha256);
+    }
+    let write_err = |source| StoreError::Write {
+        path: to.to_path_buf(),
+        source,
+    };
+    let mut source = File::open(from).map_err(|source| StoreError::Read {
+        path: from.to_path_buf(),
+        source,
+    })?;
+    let dir = parent_dir(to);
+    create_dir_all(dir)?;
+    crate::remove_stale_temps(dir, false);
+    let mut temp = temp_file_in(dir).map_err(write_err)?;
+    io::copy(&mut source, temp.as_file_mut()).map_err(write_err)?;
+    if !vouched(from) {
+        // Written while it was copied: hash what the copy holds.
+        drop(temp);
+        return copy_verified(from, to, &record.sha256);
+    }
+    temp.persist(to).map_err(|e| write_err(e.error))?;
+    Ok(())
 }
 
 /// Copies `from` to `to` through a temporary file beside `to` (a copy in the
@@ -385,6 +421,46 @@ mod tests {
             .put("eval", "fp", 0.1, &run, &outputs)
             .expect_err("changed");
         assert!(matches!(err, StoreError::Changed { .. }), "{err}");
+    }
+
+    /// An edit of the same size with the modification time set back is
+    /// still seen (the ctime moved), so the copy is hashed and refused.
+    #[cfg(unix)]
+    #[test]
+    fn an_edit_that_keeps_size_and_mtime_is_still_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let run = RunDir::new(dir.path().join("a"));
+        let outputs = vec![stage_output(&run, "train/model.safetensors", b"weights")];
+        let path = run.path("train/model.safetensors");
+        let modified = fs::metadata(&path)
+            .expect("stat")
+            .modified()
+            .expect("mtime");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        edit_in_place(&path, b"weighTs");
+        File::options()
+            .write(true)
+            .open(&path)
+            .and_then(|f| f.set_modified(modified))
+            .expect("set the mtime back");
+        let cache = Cache::new(dir.path().join("cache"));
+        let err = cache
+            .put("train", "fp", 1.0, &run, &outputs)
+            .expect_err("changed");
+        assert!(matches!(err, StoreError::Changed { .. }), "{err}");
+        // Unchanged, the same file enters without being hashed again, and
+        // leaves as the bytes the stage wrote.
+        edit_in_place(&path, b"weights");
+        let outputs = vec![FileRecord::of(&path, "train/model.safetensors").expect("record")];
+        cache.put("train", "fp", 1.0, &run, &outputs).expect("put");
+        let names = ["train/model.safetensors".to_string()];
+        let entry = cache.get("fp", &names).expect("get").expect("intact");
+        let other = RunDir::new(dir.path().join("b"));
+        cache.restore(&entry, &other).expect("restore");
+        assert_eq!(
+            fs::read(other.path("train/model.safetensors")).expect("read"),
+            b"weights"
+        );
     }
 
     #[test]

@@ -1,6 +1,8 @@
 use std::fs::File;
 use std::io::{self, Read};
 use std::path::Path;
+use std::sync::mpsc::{self, Receiver, SyncSender};
+use std::thread::JoinHandle;
 
 use sha2::{Digest, Sha256};
 
@@ -35,6 +37,56 @@ pub(crate) fn sha256_reader(mut reader: impl Read) -> io::Result<String> {
         }
     }
     Ok(to_hex(&hasher.finalize()))
+}
+
+/// A sha256 computed on a thread of its own from the bytes handed to it, so
+/// that hashing overlaps whatever produces them (decompression). Bytes are
+/// copied into a few reused buffers, at most four waiting at a time.
+#[derive(Debug)]
+pub struct BackgroundSha256 {
+    to_hasher: SyncSender<Vec<u8>>,
+    spare: Receiver<Vec<u8>>,
+    hasher: JoinHandle<String>,
+}
+
+impl BackgroundSha256 {
+    /// Starts the hashing thread.
+    pub fn start() -> Self {
+        let (to_hasher, received) = mpsc::sync_channel::<Vec<u8>>(4);
+        let (give_back, spare) = mpsc::channel();
+        let hasher = std::thread::spawn(move || {
+            let mut hasher = Sha256::new();
+            for bytes in received {
+                hasher.update(&bytes);
+                // The producer may have finished; then the buffer is dropped.
+                let _ = give_back.send(bytes);
+            }
+            to_hex(&hasher.finalize())
+        });
+        Self {
+            to_hasher,
+            spare,
+            hasher,
+        }
+    }
+
+    /// Hashes `bytes` next.
+    pub fn update(&mut self, bytes: &[u8]) {
+        let mut buffer = self.spare.try_recv().unwrap_or_default();
+        buffer.clear();
+        buffer.extend_from_slice(bytes);
+        self.to_hasher
+            .send(buffer)
+            .expect("the hashing thread runs until `finish`");
+    }
+
+    /// The sha256 of every byte given, as 64 lowercase hex digits.
+    pub fn finish(self) -> String {
+        drop(self.to_hasher);
+        self.hasher
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    }
 }
 
 // sha2 0.11 digests no longer implement `LowerHex`, so format by hand.
@@ -77,5 +129,17 @@ mod tests {
     fn missing_file_names_the_path() {
         let err = sha256_file(Path::new("/nonexistent/x.bin")).expect_err("missing");
         assert!(err.to_string().contains("/nonexistent/x.bin"), "{err}");
+    }
+
+    #[test]
+    fn hashing_in_the_background_gives_the_digest_of_the_bytes_in_order() {
+        let bytes: Vec<u8> = (0..3_000_000u32).map(|i| (i * 31 % 251) as u8).collect();
+        let mut hasher = BackgroundSha256::start();
+        for chunk in bytes.chunks(77_777) {
+            hasher.update(chunk);
+        }
+        hasher.update(&[]);
+        assert_eq!(hasher.finish(), sha256_hex(&bytes));
+        assert_eq!(BackgroundSha256::start().finish(), sha256_hex(b""));
     }
 }

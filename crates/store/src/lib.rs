@@ -18,8 +18,9 @@
 //! - [`sha256_file`], [`sha256_hex`]: content digests as lowercase hex.
 //! - [`write_tensors`], [`TensorFile`]: safetensors files streamed to and from
 //!   disk, with exact checks of names, dtypes and shapes on reading.
-//! - [`Split`], [`write_split`], [`read_split`]: the `images` f32 `[N, 784]` and
-//!   `labels` u8 `[N]` files that the data stage writes; [`write_images`] and
+//! - [`Split`], [`write_split`], [`read_split`]: the `images` `[N, 784]` (u8
+//!   pixels or f32 values) and `labels` u8 `[N]` files that the data stage
+//!   writes; [`write_images`] and
 //!   [`write_codes`] for infer's reconstructions and codes.
 //! - [`History`]: `train/history.csv`; [`Metrics`]: `eval/metrics.json`;
 //!   [`RocCurve`]: `eval/roc.csv`. (`eval/scores.parquet` is `ae-tables`'s,
@@ -52,7 +53,7 @@ pub use atomic::{create_dir_all, remove_stale_temps, temp_file_in, write_atomic}
 pub use cache::{Cache, CacheEntry};
 pub use detector::{DETECTOR_FORMAT, DETECTOR_INPUT, DETECTOR_VERSION, DetectorInfo};
 pub use error::StoreError;
-pub use hash::{sha256_file, sha256_hex};
+pub use hash::{BackgroundSha256, sha256_file, sha256_hex};
 pub use history::{EpochRecord, FitSummary, History};
 pub use layout::{RunDir, files};
 pub use manifest::{FileRecord, Manifest, StageRecord, StageStatus};

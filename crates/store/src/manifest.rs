@@ -224,6 +224,13 @@ impl FileRecord {
         }
     }
 
+    /// Whether a file with `stamp` is the file this records, unchanged:
+    /// the same size, modification time, ctime and inode, on a file system
+    /// that keeps them all.
+    pub(crate) fn vouched_by(&self, stamp: &Stamp) -> bool {
+        *stamp == self.stamp() && stamp.vouches()
+    }
+
     /// The record of `path` now: `self` again when the file still has the
     /// recorded size, modification time, ctime and inode (not re-read), a
     /// fresh hash otherwise, or always with `verify`; `None` when the file is
@@ -233,7 +240,7 @@ impl FileRecord {
             return Ok(None);
         }
         let stamp = stat(path)?;
-        if !verify && stamp == self.stamp() && stamp.vouches() {
+        if !verify && self.vouched_by(&stamp) {
             return Ok(Some(self.clone()));
         }
         Ok(Some(Self {

@@ -1,6 +1,8 @@
 //! The image tensors of a run, each file with one reader and one writer
 //! here, so no other crate spells a tensor name:
-//! - the data stage's splits: `images` f32 `[N, 784]` in `[0, 1]`, `labels`
+//! - the data stage's splits: `images` `[N, 784]`, either u8 (pixel `p`
+//!   stands for `p / 255`, what every 8-bit source gives; a quarter of the
+//!   bytes of f32) or f32 in `[0, 1]` (sources of floats), `labels`
 //!   u8 `[N]` when the images have labels and, when the experiment knows
 //!   which images are anomalies (`data.normal_labels`, `data.outliers`),
 //!   `is_outlier` u8 `[N]` (0 or 1); classes with names (folders of images)
@@ -13,7 +15,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use crate::StoreError;
-use crate::pixels::{IMAGE_PIXELS, Pixels};
+use crate::pixels::{IMAGE_PIXELS, Pixels, byte_value};
 use crate::tensors::{Dtype, TensorFile, TensorOut, write_tensors, write_tensors_with_metadata};
 
 const IMAGES: &str = "images";
@@ -78,9 +80,9 @@ pub struct SplitLabels<'a> {
     pub is_outlier: Option<&'a [bool]>,
 }
 
-/// Writes a split to `path`, atomically: `images` as the `[N, 784]` f32
-/// tensor that it (a stream of tensor output) produces, then what `known`
-/// holds.
+/// Writes a split to `path`, atomically: `images` as the `[N, 784]` tensor
+/// that it (a stream of tensor output, u8 pixels or f32 values) produces,
+/// then what `known` holds.
 pub fn write_split(
     path: &Path,
     images: TensorOut<'_>,
@@ -113,10 +115,11 @@ pub fn split_images_tensor(n: usize) -> (&'static str, Vec<usize>) {
 }
 
 /// Reads a split written by [`write_split`], checking that it holds exactly
-/// `images` f32 `[N, 784]` and optionally `labels` u8 `[N]`, `is_outlier`
-/// u8 `[N]` and `label_names`.
+/// `images` u8 or f32 `[N, 784]` and optionally `labels` u8 `[N]`,
+/// `is_outlier` u8 `[N]` and `label_names`; u8 pixels become `p / 255`
+/// ([`byte_value`]).
 pub fn read_split(path: &Path) -> Result<Split, StoreError> {
-    let (mut file, has_labels, has_truth) = open_split(path)?;
+    let (mut file, layout) = open_split(path)?;
     let label_names = match file.metadata(LABEL_NAMES) {
         None => None,
         Some(text) => {
@@ -128,7 +131,7 @@ pub fn read_split(path: &Path) -> Result<Split, StoreError> {
             )
         }
     };
-    let is_outlier = if has_truth {
+    let is_outlier = if layout.has_truth {
         let flags = file.read_u8(IS_OUTLIER)?;
         if let Some(bad) = flags.iter().find(|&&f| f > 1) {
             return Err(StoreError::Layout {
@@ -142,13 +145,17 @@ pub fn read_split(path: &Path) -> Result<Split, StoreError> {
     } else {
         None
     };
-    let labels = if has_labels {
+    let labels = if layout.has_labels {
         Some(file.read_u8(LABELS)?)
     } else {
         None
     };
+    let images = match layout.pixels {
+        Dtype::U8 => file.read_u8(IMAGES)?.into_iter().map(byte_value).collect(),
+        _ => file.read_f32(IMAGES)?,
+    };
     Ok(Split {
-        images: file.read_f32(IMAGES)?,
+        images,
         labels,
         label_names,
         is_outlier,
@@ -157,33 +164,51 @@ pub fn read_split(path: &Path) -> Result<Split, StoreError> {
 
 /// Reads only the images of a split written by [`write_split`] (checked as
 /// [`read_split`] checks it), held as compactly as they are exact: one byte
-/// per pixel when every value is `p / 255` (see [`Pixels`]).
+/// per pixel when every value is `p / 255` (see [`Pixels`]), as u8 splits
+/// are and as f32 splits of 8-bit images are.
 pub fn read_split_pixels(path: &Path) -> Result<Pixels, StoreError> {
-    let (mut file, _, _) = open_split(path)?;
-    file.read_f32_compact(IMAGES)
+    let (mut file, layout) = open_split(path)?;
+    match layout.pixels {
+        Dtype::U8 => Ok(Pixels::Bytes(file.read_u8(IMAGES)?)),
+        _ => file.read_f32_compact(IMAGES),
+    }
 }
 
-/// Opens a split and checks that it holds exactly `images` f32 `[N, 784]`
-/// and optionally `labels` u8 `[N]` and `is_outlier` u8 `[N]`; says which
-/// of the two it has.
-fn open_split(path: &Path) -> Result<(TensorFile, bool, bool), StoreError> {
+/// What [`open_split`] found in a split.
+struct SplitLayout {
+    /// `U8` or `F32`: how the images are stored.
+    pixels: Dtype,
+    has_labels: bool,
+    has_truth: bool,
+}
+
+/// Opens a split and checks that it holds exactly `images` u8 or f32
+/// `[N, 784]` and optionally `labels` u8 `[N]` and `is_outlier` u8 `[N]`.
+fn open_split(path: &Path) -> Result<(TensorFile, SplitLayout), StoreError> {
     let file = TensorFile::open(path)?;
     let n = file
         .shape(IMAGES)
         .and_then(|s| s.first().copied())
         .unwrap_or(0);
-    let has_labels = file.shape(LABELS).is_some();
-    let has_truth = file.shape(IS_OUTLIER).is_some();
+    let layout = SplitLayout {
+        // Anything but u8 is checked against f32, so the error names it.
+        pixels: match file.dtype(IMAGES) {
+            Some(Dtype::U8) => Dtype::U8,
+            _ => Dtype::F32,
+        },
+        has_labels: file.shape(LABELS).is_some(),
+        has_truth: file.shape(IS_OUTLIER).is_some(),
+    };
     let (images_shape, one_per_image) = ([n, IMAGE_PIXELS], [n]);
-    let mut expected: Vec<(&str, Dtype, &[usize])> = vec![(IMAGES, Dtype::F32, &images_shape)];
-    if has_labels {
+    let mut expected: Vec<(&str, Dtype, &[usize])> = vec![(IMAGES, layout.pixels, &images_shape)];
+    if layout.has_labels {
         expected.push((LABELS, Dtype::U8, &one_per_image));
     }
-    if has_truth {
+    if layout.has_truth {
         expected.push((IS_OUTLIER, Dtype::U8, &one_per_image));
     }
     file.expect_exactly(&expected)?;
-    Ok((file, has_labels, has_truth))
+    Ok((file, layout))
 }
 
 /// Reads a file holding exactly `images` f32 `[N, 784]` (a split's images
@@ -286,6 +311,51 @@ mod tests {
         assert_eq!(named.label_names.as_ref(), Some(&names));
         assert_eq!(named.label_of(1).as_deref(), Some("class 7"));
         assert_eq!(plain.label_of(1).as_deref(), Some("7"));
+    }
+
+    #[test]
+    fn a_u8_split_reads_as_the_floats_it_stands_for_and_as_bytes() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("data/test.safetensors");
+        let bytes: Vec<u8> = (0..3 * IMAGE_PIXELS).map(|i| (i * 7 % 256) as u8).collect();
+        let (name, shape) = split_images_tensor(3);
+        let labels = [1, 2, 3];
+        let images = TensorOut::streamed(name, Dtype::U8, shape, |out| out.write_all(&bytes));
+        let known = SplitLabels {
+            labels: Some(&labels),
+            ..SplitLabels::default()
+        };
+        write_split(&path, images, known).expect("write");
+        let split = read_split(&path).expect("read");
+        let floats: Vec<f32> = bytes.iter().map(|&p| byte_value(p)).collect();
+        assert_eq!(split.images, floats);
+        assert_eq!(split.labels.as_deref(), Some(&labels[..]));
+        assert_eq!(
+            read_split_pixels(&path).expect("pixels"),
+            Pixels::Bytes(bytes)
+        );
+
+        // The same images as f32 come back as the same bytes for training.
+        let (name, shape) = split_images_tensor(3);
+        write_split(&path, TensorOut::f32(name, shape, &floats), known).expect("write f32");
+        assert_eq!(read_split(&path).expect("read f32").images, floats);
+        assert!(matches!(read_split_pixels(&path), Ok(Pixels::Bytes(_))));
+    }
+
+    #[test]
+    fn images_of_another_type_are_refused_by_name() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("bad.safetensors");
+        let halves = vec![0u8; 2 * IMAGE_PIXELS];
+        let view = safetensors::tensor::TensorView::new(Dtype::F16, vec![1, IMAGE_PIXELS], &halves)
+            .expect("view");
+        safetensors::serialize_to_file([("images", view)], None, &path).expect("write");
+        let err = read_split(&path).expect_err("f16 images").to_string();
+        assert!(err.contains("`images` is F16, expected F32"), "{err}");
+        let err = read_split_pixels(&path)
+            .expect_err("f16 images")
+            .to_string();
+        assert!(err.contains("`images` is F16, expected F32"), "{err}");
     }
 
     #[test]

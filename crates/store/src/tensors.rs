@@ -71,18 +71,28 @@ impl<'a> TensorOut<'a> {
         }
     }
 
-    /// An f32 tensor of `shape` whose values are produced on the fly by
-    /// `write`, which must write exactly the shape's element count of
-    /// little-endian f32s (e.g. pixels converted chunk by chunk).
-    pub fn f32_streamed(
+    /// A tensor of `dtype` and `shape` whose bytes are produced on the fly
+    /// by `write`, which must write exactly the shape's element count of
+    /// little-endian values (e.g. pixels copied or converted image by
+    /// image).
+    ///
+    /// # Panics
+    /// If `dtype` is not `F32` or `U8` (a caller bug).
+    pub fn streamed(
         name: &'a str,
+        dtype: Dtype,
         shape: Vec<usize>,
         write: impl Fn(&mut dyn Write) -> io::Result<()> + 'a,
     ) -> Self {
+        let width = match dtype {
+            Dtype::F32 => 4,
+            Dtype::U8 => 1,
+            other => panic!("tensor `{name}`: {other:?} is not written here"),
+        };
         Self {
             name,
-            dtype: Dtype::F32,
-            byte_len: shape.iter().product::<usize>() * 4,
+            dtype,
+            byte_len: shape.iter().product::<usize>() * width,
             shape,
             write: Box::new(write),
         }
@@ -266,6 +276,11 @@ impl TensorFile {
             .as_ref()
             .and_then(|m| m.get(key))
             .map(String::as_str)
+    }
+
+    /// The element type of tensor `name`, if present.
+    pub fn dtype(&self, name: &str) -> Option<Dtype> {
+        self.metadata.info(name).map(|info| info.dtype)
     }
 
     /// The shape of tensor `name`, if present.
@@ -461,7 +476,7 @@ mod tests {
             &[
                 TensorOut::f32("w", vec![2, 3], &weights),
                 TensorOut::u8("labels", vec![3], &labels),
-                TensorOut::f32_streamed("halves", vec![3], |out| {
+                TensorOut::streamed("halves", Dtype::F32, vec![3], |out| {
                     write_f32_le(out, &[0.5, 1.5, 2.5])
                 }),
             ],
@@ -491,7 +506,7 @@ mod tests {
         let path = dir.path().join("t.safetensors");
         let err = write_tensors(
             &path,
-            &[TensorOut::f32_streamed("x", vec![4], |out| {
+            &[TensorOut::streamed("x", Dtype::F32, vec![4], |out| {
                 write_f32_le(out, &[1.0])
             })],
         )

@@ -1,6 +1,7 @@
 //! The order of the training split, reshuffled every epoch, and batch gathering.
 
-use ae_model::{RngStream, seeded_rng};
+use ae_model::kernels::{Isa, widen_rows};
+use ae_model::{INPUT, RngStream, seeded_rng};
 use ae_store::PixelsRef;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
@@ -30,11 +31,20 @@ impl Order {
     }
 }
 
-/// Copies the images at `indices` into `batch`, row after row, as f32.
-pub(crate) fn gather(images: PixelsRef<'_>, indices: &[usize], batch: &mut Vec<f32>) {
-    batch.clear();
-    for &i in indices {
-        images.extend_image(i, batch);
+/// Copies the images at `indices` into `batch`, row after row, as f32
+/// (bytes widened on `isa`'s path).
+pub(crate) fn gather(isa: Isa, images: PixelsRef<'_>, indices: &[usize], batch: &mut Vec<f32>) {
+    match images {
+        PixelsRef::Bytes(bytes) => {
+            batch.resize(indices.len() * INPUT, 0.0);
+            widen_rows(isa, bytes, indices, batch);
+        }
+        PixelsRef::Floats(_) => {
+            batch.clear();
+            for &i in indices {
+                images.extend_image(i, batch);
+            }
+        }
     }
 }
 
@@ -59,19 +69,20 @@ mod tests {
 
     #[test]
     fn gathers_rows_of_floats_and_of_bytes_alike() {
-        use ae_model::INPUT;
         let images: Vec<f32> = (0..3 * INPUT)
             .map(|i| ae_store::byte_value((i / INPUT * 100 + i % 7) as u8))
             .collect();
         let mut batch = Vec::new();
-        gather((&images).into(), &[2, 0], &mut batch);
+        gather(Isa::detect(), (&images).into(), &[2, 0], &mut batch);
         assert_eq!(batch.len(), 2 * INPUT);
         assert_eq!(batch[..INPUT], images[2 * INPUT..]);
         assert_eq!(batch[INPUT..], images[..INPUT]);
         let compact = ae_store::Pixels::from_floats(&images);
         assert!(matches!(compact, ae_store::Pixels::Bytes(_)));
-        let mut from_bytes = Vec::new();
-        gather(compact.view(), &[2, 0], &mut from_bytes);
-        assert_eq!(from_bytes, batch);
+        for isa in Isa::every_available() {
+            let mut from_bytes = vec![f32::NAN; 5 * INPUT];
+            gather(isa, compact.view(), &[2, 0], &mut from_bytes);
+            assert_eq!(from_bytes, batch, "{}", isa.name());
+        }
     }
 }

@@ -105,8 +105,9 @@ impl<const L: usize> TrainEngine for DfdxEngine<L> {
         let mut batch = std::mem::take(&mut self.batch);
         let mut loss_sum = 0.0;
         let mut batches = 0usize;
+        let isa = ae_model::kernels::Isa::detect();
         for indices in order.chunks(batch_size) {
-            gather(images, indices, &mut batch);
+            gather(isa, images, indices, &mut batch);
             loss_sum += f64::from(self.step(&batch));
             batches += 1;
         }

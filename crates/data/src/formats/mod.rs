@@ -16,7 +16,8 @@ mod table;
 
 use std::path::{Path, PathBuf};
 
-use crate::{DataError, FilePair, Fix, Format, IdxKind, SplitSource, idx, read_idx};
+use crate::source::read_idx_parts;
+use crate::{DataError, FilePair, Fix, Format, IdxKind, SplitSource, idx};
 
 pub(crate) use folder::{IMAGE_EXTENSIONS, decode, decode_each, image_files};
 
@@ -236,26 +237,24 @@ fn read_pair(pair: &FilePair, key: &str, options: ReadOptions) -> Result<ImageSe
 
 /// The pixels of an IDX images file of the user's.
 fn idx_images(path: &Path) -> Result<Vec<u8>, DataError> {
-    let mut bytes = read_idx(path, IdxKind::Images, None, Fix::Replace)?;
-    idx::parse_images(&bytes).map_err(|source| DataError::Idx {
+    let bytes = read_idx_parts(path, IdxKind::Images, None, Fix::Replace, |_| {})?;
+    idx::parse_images_parts(&bytes.header, &bytes.body).map_err(|source| DataError::Idx {
         path: path.to_path_buf(),
         fix: Fix::Replace,
         source,
     })?;
-    bytes.drain(..idx::header_len(IdxKind::Images));
-    Ok(bytes)
+    Ok(bytes.body)
 }
 
 /// The labels of an IDX labels file of the user's: any byte is a class.
 fn idx_labels(path: &Path) -> Result<Vec<u8>, DataError> {
-    let mut bytes = read_idx(path, IdxKind::Labels, None, Fix::Replace)?;
-    idx::parse_any_labels(&bytes).map_err(|source| DataError::Idx {
+    let bytes = read_idx_parts(path, IdxKind::Labels, None, Fix::Replace, |_| {})?;
+    idx::parse_any_labels_parts(&bytes.header, &bytes.body).map_err(|source| DataError::Idx {
         path: path.to_path_buf(),
         fix: Fix::Replace,
         source,
     })?;
-    bytes.drain(..idx::header_len(IdxKind::Labels));
-    Ok(bytes)
+    Ok(bytes.body)
 }
 
 /// Reads an `.npy` file with `read` (its images or its labels), checking

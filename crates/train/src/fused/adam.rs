@@ -1,7 +1,8 @@
 //! Keras's Adam, on the two threads' halves of the weights.
 
-use super::simd::{Isa, dispatch_fma};
 use crate::engine::AdamSettings;
+use ae_model::dispatch_fma;
+use ae_model::kernels::Isa;
 
 /// Adam's moments and step count for a group of tensors (the encoder's
 /// two, or the decoder's).

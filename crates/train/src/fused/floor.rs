@@ -7,8 +7,8 @@ use std::time::Instant;
 
 use ae_model::{INPUT, ModelError, Params};
 
-use super::simd::Isa;
-use super::skinny::{decode_product, product, transposed_product};
+use ae_model::kernels::Isa;
+use ae_model::kernels::skinny::{decode_product, product, transposed_product};
 
 /// Seconds the five GEMMs of `steps` steps take on a half batch of `rows`
 /// rows (the best of three runs), with the kernels training uses.

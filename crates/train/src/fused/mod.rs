@@ -25,9 +25,9 @@
 //! atomic counters, since waking a sleeping thread costs more than a
 //! half-step of these small GEMMs.
 //!
-//! The parts: [`skinny`] (the GEMMs without packing, the decoder fused
-//! with the output pass, compiled per [`simd`] path, over [`math`]),
-//! [`worker`] (a half batch's passes), [`weights`] (the two parts of the
+//! The parts: `ae_model::kernels` (the GEMMs without packing, the decoder
+//! fused with the output pass, compiled per instruction set; shared with
+//! inference), [`worker`] (a half batch's passes), [`weights`] (the two parts of the
 //! weights, in the kernels' layout), [`adam`] (the optimiser), [`handoff`]
 //! (the two threads' spin-waits), [`floor`] (the GEMMs alone, for
 //! `ae bench --floor`).
@@ -35,9 +35,6 @@
 mod adam;
 mod floor;
 mod handoff;
-mod math;
-pub(crate) mod simd;
-mod skinny;
 mod weights;
 mod worker;
 
@@ -45,13 +42,13 @@ use std::sync::RwLock;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use ae_model::kernels::Isa;
 use ae_model::{INPUT, Params};
 use ae_store::PixelsRef;
 
 use crate::engine::{AdamSettings, TrainEngine};
 use adam::AdamState;
 use handoff::{StopOnDrop, spin_until};
-use simd::Isa;
 use weights::{Decoder, Encoder};
 use worker::Worker;
 

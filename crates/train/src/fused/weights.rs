@@ -8,6 +8,7 @@
 //! refreshed after every step. Adam works element by element, so it runs
 //! on this layout as on any other.
 
+use ae_model::kernels::transpose;
 use ae_model::{INPUT, Params};
 
 /// W1ᵀ and b1.
@@ -86,13 +87,4 @@ pub(crate) fn grads_to_model_layout(inner: &Params) -> Params {
         &mut params.encoder_weight,
     );
     params
-}
-
-/// `dst[cols × rows] = src[rows × cols]ᵀ`.
-fn transpose(src: &[f32], rows: usize, cols: usize, dst: &mut [f32]) {
-    for (r, row) in src.chunks_exact(cols).enumerate().take(rows) {
-        for (c, &value) in row.iter().enumerate() {
-            dst[c * rows + r] = value;
-        }
-    }
 }

@@ -4,10 +4,12 @@
 use ae_model::{INPUT, Params};
 use ae_store::PixelsRef;
 
-use super::simd::Isa;
-use super::skinny::{decode_output_pass, decode_squared_errors, product, transposed_product};
 use super::weights::{Decoder, Encoder};
 use crate::batches::gather;
+use ae_model::kernels::Isa;
+use ae_model::kernels::skinny::{
+    decode_output_pass, decode_squared_errors, product, transposed_product,
+};
 
 /// Rows per forward pass when computing the validation loss.
 const EVAL_ROWS: usize = 1000;
@@ -85,7 +87,7 @@ impl Worker {
         let rows = indices.len();
         let l = self.latent;
         let mut batch = std::mem::take(&mut self.batch);
-        gather(images, indices, &mut batch);
+        gather(self.isa, images, indices, &mut batch);
         self.reserve_rows(rows);
         self.encode(encoder, &batch, rows);
 

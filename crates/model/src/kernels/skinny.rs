@@ -1,11 +1,12 @@
-//! The five GEMMs of a step, and the validation forward pass, without
-//! packing. In every product one dimension is small: the latent size L
-//! (8 to 128), or a block of the decoder's output columns. So a block of R
-//! rows of the result stays in registers while the other operand streams
-//! past once, and neither operand is copied first. matrixmultiply packs
-//! both operands of every call into its own layout before multiplying; for
-//! these shapes that packing cost nearly as much as the arithmetic (perf,
-//! one thread: packing 24 % of the step, its kernel 38 %).
+//! The five GEMMs of a training step, and the forward passes of validation
+//! and inference, without packing. In every product one dimension is small:
+//! the latent size L (8 to 128), or a block of the decoder's output
+//! columns. So a block of R rows of the result stays in registers while
+//! the other operand streams past once, and neither operand is copied
+//! first. matrixmultiply packs both operands of every call into its own
+//! layout before multiplying; for these shapes that packing cost nearly as
+//! much as the arithmetic (perf, one thread: packing 24 % of the step, its
+//! kernel 38 %).
 //!
 //! The decoder's product is fused with the output pass: each tile of
 //! pre-activations becomes sigmoid, squared error and output gradient while
@@ -22,7 +23,7 @@
 // loop shapes are what the compiler vectorises (see `columns_block`).
 #![allow(clippy::needless_range_loop)]
 
-use ae_model::INPUT;
+use crate::INPUT;
 
 use super::math::sigmoid;
 use super::simd::{Level, MulAdd, dispatch_fma};
@@ -213,6 +214,24 @@ impl Epilogue for SquaredErrors<'_> {
     }
 }
 
+/// The reconstruction itself, for inference: sigmoid(z + b2).
+struct Reconstruct<'a> {
+    bias: &'a [f32],
+    out: &'a mut [f32],
+}
+
+impl Epilogue for Reconstruct<'_> {
+    #[inline(always)]
+    fn tile(&mut self, row: usize, c0: usize, z: &[f32]) {
+        let width = z.len();
+        let b = &self.bias[c0..][..width];
+        let y = &mut self.out[row * INPUT + c0..][..width];
+        for j in 0..width {
+            y[j] = sigmoid(z[j] + b[j]);
+        }
+    }
+}
+
 /// The decoder over `hidden[n × L]`, a column block at a time (its slice of
 /// W2ᵀ stays in cache while every row passes), each tile to `epilogue`.
 #[inline(always)]
@@ -309,7 +328,7 @@ macro_rules! by_level {
 dispatch_fma! {
     /// `out[n × L] = a[n × k] · v[k × L]` (the encoder: X W1ᵀ with v = W1ᵀ;
     /// the hidden gradient: G2 W2).
-    pub(crate) fn product<M>(level, latent: usize, a: &[f32], k: usize, v: &[f32], out: &mut [f32]) -> () {
+    pub fn product<M>(level, latent: usize, a: &[f32], k: usize, v: &[f32], out: &mut [f32]) -> () {
         by_latent!(level, latent, rows_times::<M>(a, k, v, out))
     }
 }
@@ -317,7 +336,7 @@ dispatch_fma! {
 dispatch_fma! {
     /// `out[k × L] = aᵀ · c` for `a[n × k]`, `c[n × L]` (the weight
     /// gradients: ∇W2 = G2ᵀ H, ∇W1ᵀ = Xᵀ G1).
-    pub(crate) fn transposed_product<M>(level, latent: usize, a: &[f32], k: usize, c: &[f32], out: &mut [f32]) -> () {
+    pub fn transposed_product<M>(level, latent: usize, a: &[f32], k: usize, c: &[f32], out: &mut [f32]) -> () {
         by_latent!(level, latent, transposed_times::<M>(a, k, c, out))
     }
 }
@@ -327,7 +346,7 @@ dispatch_fma! {
     /// hidden rows, y = sigmoid(H W2ᵀ + b2); G2 = scale · (y - x) · y · (1 - y)
     /// into `grad_output` and summed over rows into `grad_bias`; each row's
     /// squared error into `row_sums`.
-    pub(crate) fn decode_output_pass<M>(
+    pub fn decode_output_pass<M>(
         level,
         hidden: &[f32],
         latent: usize,
@@ -349,7 +368,7 @@ dispatch_fma! {
 dispatch_fma! {
     /// Each hidden row's squared reconstruction error, Σ (sigmoid(H W2ᵀ + b2) - x)²,
     /// into `row_sums`.
-    pub(crate) fn decode_squared_errors<M>(
+    pub fn decode_squared_errors<M>(
         level,
         hidden: &[f32],
         latent: usize,
@@ -365,8 +384,25 @@ dispatch_fma! {
 }
 
 dispatch_fma! {
+    /// The decoder's output for the hidden rows, y = sigmoid(H W2ᵀ + b2),
+    /// into `out` (`[n × 784]`). Each row's values are the bits the
+    /// training passes compute for it, whatever the other rows.
+    pub fn decode_output<M>(
+        level,
+        hidden: &[f32],
+        latent: usize,
+        decoder_t: &[f32],
+        bias: &[f32],
+        out: &mut [f32]
+    ) -> () {
+        let mut pass = Reconstruct { bias, out };
+        by_level!(level, M, hidden, latent, decoder_t, &mut pass)
+    }
+}
+
+dispatch_fma! {
     /// `out[n × 784] = H W2ᵀ`: the decoder's product alone, without the bias.
-    pub(crate) fn decode_product<M>(
+    pub fn decode_product<M>(
         level,
         hidden: &[f32],
         latent: usize,
@@ -421,7 +457,7 @@ mod tests {
     #[test]
     fn products_equal_a_float64_reference_on_every_path() {
         for isa in Isa::every_available() {
-            for latent in ae_model::LATENT_SIZES {
+            for latent in crate::LATENT_SIZES {
                 for rows in [0, 1, 7, 33] {
                     let k = INPUT;
                     let a = values(rows * k, latent + rows);
@@ -488,6 +524,14 @@ mod tests {
                 assert_close(&g2, &want_g2, "G2");
                 assert_close(&gb, &want_gb, "grad bias");
                 assert_close(&sums, &want_sums, "row sums");
+                let mut y = vec![f32::NAN; rows * INPUT];
+                decode_output(isa, &hidden, latent, &decoder_t, &bias, &mut y);
+                let want_y: Vec<f64> = z
+                    .iter()
+                    .enumerate()
+                    .map(|(idx, z)| 1.0 / (1.0 + (-(z + f64::from(bias[idx % INPUT]))).exp()))
+                    .collect();
+                assert_close(&y, &want_y, "sigmoid(H W2ᵀ + b2)");
                 let mut only = vec![f32::NAN; rows];
                 decode_squared_errors(isa, &hidden, latent, &decoder_t, &bias, &images, &mut only);
                 assert_eq!(only, sums, "the validation pass sums as training does");

@@ -12,13 +12,13 @@
 
 /// An instruction set the kernels may use on this CPU.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Isa {
+pub struct Isa {
     level: Level,
 }
 
 /// The three compiled paths.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Level {
+pub enum Level {
     /// x86-64 AVX-512F, compiled with `avx512f,avx2,fma`.
     Avx512,
     /// x86-64 AVX2, compiled with `avx2,fma`.
@@ -29,7 +29,7 @@ pub(crate) enum Level {
 
 impl Isa {
     /// The widest path whose every enabled feature this CPU has.
-    pub(crate) fn detect() -> Self {
+    pub fn detect() -> Self {
         #[cfg(target_arch = "x86_64")]
         {
             use std::arch::is_x86_feature_detected as has;
@@ -48,8 +48,7 @@ impl Isa {
 
     /// Every path this CPU can run, widest first, for tests that hold
     /// each to the same results.
-    #[cfg(test)]
-    pub(crate) fn every_available() -> Vec<Self> {
+    pub fn every_available() -> Vec<Self> {
         let mut paths = Vec::new();
         #[cfg(target_arch = "x86_64")]
         {
@@ -69,19 +68,19 @@ impl Isa {
     }
 
     /// The portable path, valid on every CPU.
-    pub(crate) fn baseline() -> Self {
+    pub fn baseline() -> Self {
         Self {
             level: Level::Baseline,
         }
     }
 
     /// Which path this is.
-    pub(crate) fn level(self) -> Level {
+    pub fn level(self) -> Level {
         self.level
     }
 
     /// `avx512`, `avx2+fma` or `baseline`, as `ae bench` prints it.
-    pub(crate) fn name(self) -> &'static str {
+    pub fn name(self) -> &'static str {
         match self.level {
             Level::Avx512 => "avx512",
             Level::Avx2 => "avx2+fma",
@@ -90,19 +89,35 @@ impl Isa {
     }
 }
 
+/// Asks the CPU to bring `bytes` into cache, a line at a time; a hint
+/// with no effect on any result.
+#[inline(always)]
+pub fn prefetch(bytes: &[u8]) {
+    #[cfg(target_arch = "x86_64")]
+    for line in bytes.chunks(64) {
+        use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+        // SAFETY: `prefetch` needs SSE, which every x86-64 CPU has (the
+        // target's baseline); it reads nothing and cannot fault, whatever
+        // the address.
+        unsafe { _mm_prefetch::<_MM_HINT_T0>(line.as_ptr().cast()) };
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = bytes;
+}
+
 /// `a · b + c` as a path computes it: one fused multiply-add where the CPU
 /// has FMA, a product and a sum elsewhere (`f32::mul_add` without the FMA
 /// instructions is a slow library call).
-pub(crate) trait MulAdd {
+pub trait MulAdd {
     /// `a · b + c`.
     fn mul_add(a: f32, b: f32, c: f32) -> f32;
 }
 
 /// With FMA: rounded once.
-pub(crate) struct Fused;
+pub struct Fused;
 
 /// Without FMA: the product rounded, then the sum.
-pub(crate) struct Plain;
+pub struct Plain;
 
 impl MulAdd for Fused {
     #[inline(always)]
@@ -123,26 +138,27 @@ impl MulAdd for Plain {
 /// paths, [`Plain`] on the baseline) and gets the path's [`Level`] as
 /// `$level`, a constant after inlining, to pick register blocks that fit
 /// the path's registers.
+#[macro_export]
 macro_rules! dispatch_fma {
-    ($(#[$doc:meta])* pub(crate) fn $name:ident<$m:ident>($level:ident $(, $arg:ident: $ty:ty)*) -> $ret:ty $body:block) => {
+    ($(#[$doc:meta])* $vis:vis fn $name:ident<$m:ident>($level:ident $(, $arg:ident: $ty:ty)*) -> $ret:ty $body:block) => {
         $(#[$doc])*
         #[allow(unsafe_code, clippy::too_many_arguments)]
-        pub(crate) fn $name(isa: $crate::fused::simd::Isa $(, $arg: $ty)*) -> $ret {
+        $vis fn $name(isa: $crate::kernels::simd::Isa $(, $arg: $ty)*) -> $ret {
             #[inline(always)]
-            fn body<$m: $crate::fused::simd::MulAdd>(
-                $level: $crate::fused::simd::Level $(, $arg: $ty)*
+            fn body<$m: $crate::kernels::simd::MulAdd>(
+                $level: $crate::kernels::simd::Level $(, $arg: $ty)*
             ) -> $ret $body
 
             #[cfg(target_arch = "x86_64")]
             #[target_feature(enable = "avx512f,avx2,fma")]
             fn avx512($($arg: $ty),*) -> $ret {
-                body::<$crate::fused::simd::Fused>($crate::fused::simd::Level::Avx512 $(, $arg)*)
+                body::<$crate::kernels::simd::Fused>($crate::kernels::simd::Level::Avx512 $(, $arg)*)
             }
 
             #[cfg(target_arch = "x86_64")]
             #[target_feature(enable = "avx2,fma")]
             fn avx2($($arg: $ty),*) -> $ret {
-                body::<$crate::fused::simd::Fused>($crate::fused::simd::Level::Avx2 $(, $arg)*)
+                body::<$crate::kernels::simd::Fused>($crate::kernels::simd::Level::Avx2 $(, $arg)*)
             }
 
             match isa.level() {
@@ -150,17 +166,17 @@ macro_rules! dispatch_fma {
                 // only when the CPU has avx512f, avx2 and fma: every feature
                 // `avx512` is compiled with.
                 #[cfg(target_arch = "x86_64")]
-                $crate::fused::simd::Level::Avx512 => unsafe { avx512($($arg),*) },
+                $crate::kernels::simd::Level::Avx512 => unsafe { avx512($($arg),*) },
                 // SAFETY: likewise, only when the CPU has avx2 and fma.
                 #[cfg(target_arch = "x86_64")]
-                $crate::fused::simd::Level::Avx2 => unsafe { avx2($($arg),*) },
-                _ => body::<$crate::fused::simd::Plain>($crate::fused::simd::Level::Baseline $(, $arg)*),
+                $crate::kernels::simd::Level::Avx2 => unsafe { avx2($($arg),*) },
+                _ => body::<$crate::kernels::simd::Plain>($crate::kernels::simd::Level::Baseline $(, $arg)*),
             }
         }
     };
 }
 
-pub(crate) use dispatch_fma;
+pub use dispatch_fma;
 
 #[cfg(test)]
 mod tests {

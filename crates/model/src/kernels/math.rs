@@ -5,7 +5,7 @@
 /// below 2e-7 on the range where the result is a normal f32. Inputs are
 /// clamped to [-87, 88].
 #[inline(always)]
-pub(super) fn exp(x: f32) -> f32 {
+pub fn exp(x: f32) -> f32 {
     const LOG2E: f32 = std::f32::consts::LOG2_E;
     const LN2_HI: f32 = 0.693_359_4;
     const LN2_LO: f32 = -2.121_944_4e-4;
@@ -33,7 +33,7 @@ pub(super) fn exp(x: f32) -> f32 {
 
 /// The logistic function 1 / (1 + e⁻ᶻ).
 #[inline(always)]
-pub(super) fn sigmoid(z: f32) -> f32 {
+pub fn sigmoid(z: f32) -> f32 {
     1.0 / (1.0 + exp(-z))
 }
 
