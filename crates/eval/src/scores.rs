@@ -33,7 +33,11 @@ pub fn per_image_mae(originals: &[f32], reconstructions: &[f32]) -> Vec<f32> {
     per_image_mean(originals, reconstructions, f64::abs)
 }
 
-fn per_image_mean(originals: &[f32], reconstructions: &[f32], error: fn(f64) -> f64) -> Vec<f32> {
+fn per_image_mean(
+    originals: &[f32],
+    reconstructions: &[f32],
+    error: impl Fn(f64) -> f64,
+) -> Vec<f32> {
     assert_eq!(
         originals.len(),
         reconstructions.len(),

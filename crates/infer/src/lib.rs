@@ -11,7 +11,7 @@
 use ae_model::{Codec, INPUT, ModelConfig, ModelError, Params};
 use ae_store::{
     Env, Input, PipelineStage, RunDir, StoreError, ThresholdSource, files, write_codes,
-    write_images,
+    write_images_streamed,
 };
 use serde_json::json;
 
@@ -77,14 +77,13 @@ impl PipelineStage for InferStage {
         let params = Params::load(&run.path(files::MODEL), cfg.model.latent)?;
         let codec = Codec::new(&params)?;
         let test = ae_store::read_split(&run.path(files::TEST_SPLIT))?;
-        let out = reconstruct(&codec, &test.images);
-        write_codes(&run.path(files::ENCODED), params.latent(), &out.codes)?;
-        write_images(&run.path(files::DECODED), &out.images)?;
+        let codes = encode(&codec, &test.images);
+        write_codes(&run.path(files::ENCODED), params.latent(), &codes)?;
+        write_decoded(&run.path(files::DECODED), &codec, &codes)?;
         tracing::info!("encoded and decoded {} test images", test.len());
         if let Some((split, decoded)) = cfg.threshold_source.extra_split() {
             let images = ae_store::read_split(&run.path(split))?;
-            let out = reconstruct(&codec, &images.images);
-            write_images(&run.path(decoded), &out.images)?;
+            write_decoded(&run.path(decoded), &codec, &encode(&codec, &images.images))?;
             tracing::info!(
                 "decoded {} {} images for the threshold",
                 images.len(),
@@ -93,6 +92,30 @@ impl PipelineStage for InferStage {
         }
         Ok(())
     }
+}
+
+/// The codes of `images` (`[n, 784]`), in batches of [`BATCH`].
+fn encode(codec: &Codec, images: &[f32]) -> Vec<f32> {
+    let mut codes = Vec::with_capacity(images.len() / INPUT * codec.latent());
+    for batch in images.chunks(BATCH * INPUT) {
+        codes.extend_from_slice(&codec.encode(batch));
+    }
+    codes
+}
+
+/// Decodes `codes` into a reconstructions file at `path`, a batch at a
+/// time as the file is written (the reconstructions are never all in
+/// memory).
+fn write_decoded(path: &std::path::Path, codec: &Codec, codes: &[f32]) -> Result<(), StoreError> {
+    let latent = codec.latent();
+    write_images_streamed(path, codes.len() / latent, |out| {
+        let mut images = Vec::with_capacity(BATCH * INPUT);
+        for batch in codes.chunks(BATCH * latent) {
+            codec.decode_into(batch, &mut images);
+            ae_store::write_f32_le(out, &images)?;
+        }
+        Ok(())
+    })
 }
 
 /// The codes and reconstructions of a set of images.

@@ -1,6 +1,7 @@
 //! Encode and decode on the CPU kernels, whatever the latent size.
 
 use crate::kernels::skinny::{decode_output, product};
+use crate::kernels::sparse::{PixelMasks, masked_product, refill_masks};
 use crate::kernels::{Isa, transpose};
 use crate::{INPUT, ModelError, Params};
 
@@ -63,14 +64,27 @@ impl Codec {
         assert_eq!(images.len() % INPUT, 0, "images come in rows of {INPUT}");
         let l = self.latent;
         let mut codes = vec![0.0; images.len() / INPUT * l];
-        product(
-            self.isa,
-            l,
-            images,
-            INPUT,
-            &self.encoder_weight_t,
-            &mut codes,
-        );
+        let mut masks = PixelMasks::new();
+        refill_masks(self.isa, &mut masks, images);
+        if masks.worth_it() {
+            masked_product(
+                self.isa,
+                l,
+                images,
+                &masks,
+                &self.encoder_weight_t,
+                &mut codes,
+            );
+        } else {
+            product(
+                self.isa,
+                l,
+                images,
+                INPUT,
+                &self.encoder_weight_t,
+                &mut codes,
+            );
+        }
         for row in codes.chunks_exact_mut(l) {
             for (h, b) in row.iter_mut().zip(&self.encoder_bias) {
                 *h = (*h + b).max(0.0);
@@ -85,22 +99,32 @@ impl Codec {
     /// # Panics
     /// If `codes.len()` is not a multiple of the latent size.
     pub fn decode(&self, codes: &[f32]) -> Vec<f32> {
+        let mut images = Vec::new();
+        self.decode_into(codes, &mut images);
+        images
+    }
+
+    /// [`Codec::decode`] into `images`, replacing what it held (its memory
+    /// reused from batch to batch).
+    ///
+    /// # Panics
+    /// If `codes.len()` is not a multiple of the latent size.
+    pub fn decode_into(&self, codes: &[f32], images: &mut Vec<f32>) {
         assert_eq!(
             codes.len() % self.latent,
             0,
             "codes come in rows of {}",
             self.latent
         );
-        let mut images = vec![0.0; codes.len() / self.latent * INPUT];
+        images.resize(codes.len() / self.latent * INPUT, 0.0);
         decode_output(
             self.isa,
             codes,
             self.latent,
             &self.decoder_weight_t,
             &self.decoder_bias,
-            &mut images,
+            images,
         );
-        images
     }
 }
 

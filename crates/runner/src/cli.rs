@@ -146,6 +146,10 @@ pub(crate) enum Command {
         /// in the same sitting, to compare with the training time.
         #[arg(long)]
         floor: bool,
+        /// Run the kernels compiled for this path instead of the widest this CPU has
+        /// (avx512, avx2, baseline), to time a narrower CPU's path on this one.
+        #[arg(long, value_name = "PATH")]
+        kernels: Option<String>,
     },
 }
 

@@ -104,7 +104,12 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
             epochs,
             engines,
             floor,
+            kernels,
         } => {
+            if let Some(path) = kernels {
+                ae_model::kernels::Isa::cap(path)
+                    .map_err(|e| anyhow::anyhow!("--kernels {path}: {e}"))?;
+            }
             let exp = open(cli, args)?;
             bench::run(&exp, *epochs, engines, *floor)
         }

@@ -3,6 +3,7 @@ use std::io::{self, BufWriter, Write};
 use std::path::Path;
 
 use crate::StoreError;
+use crate::hash::HashingFile;
 
 /// Writes a file so that readers see either the old contents or the complete
 /// new ones, never a prefix.
@@ -10,7 +11,9 @@ use crate::StoreError;
 /// `write` fills a buffered temporary file in the target's directory (created
 /// if missing); the temporary file is renamed over `path` only after `write`
 /// and the flush succeed. On any error the temporary file is removed and the
-/// existing `path`, if any, is untouched.
+/// existing `path`, if any, is untouched. The bytes are hashed as they are
+/// written, so that [`crate::FileRecord::of`] need not read the file again
+/// while its stamp is the one it had when written.
 pub fn write_atomic<F>(path: &Path, write: F) -> Result<(), StoreError>
 where
     F: FnOnce(&mut dyn Write) -> io::Result<()>,
@@ -22,12 +25,16 @@ where
         source,
     };
     let temp = temp_file_in(dir).map_err(write_err)?;
-    {
-        let mut out = BufWriter::with_capacity(1 << 20, temp.as_file());
+    let digest = {
+        let mut out = BufWriter::with_capacity(1 << 20, HashingFile::new(temp.as_file()));
         write(&mut out).map_err(write_err)?;
         out.flush().map_err(write_err)?;
-    }
+        out.into_inner()
+            .map_err(|e| write_err(e.into_error()))?
+            .finish()
+    };
     temp.persist(path).map_err(|e| write_err(e.error))?;
+    crate::manifest::remember_digest(path, digest);
     Ok(())
 }
 

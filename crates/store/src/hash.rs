@@ -52,10 +52,14 @@ pub struct BackgroundSha256 {
 impl BackgroundSha256 {
     /// Starts the hashing thread.
     pub fn start() -> Self {
+        Self::resume(Sha256::new())
+    }
+
+    /// Starts the hashing thread from a hash of the bytes before.
+    fn resume(mut hasher: Sha256) -> Self {
         let (to_hasher, received) = mpsc::sync_channel::<Vec<u8>>(4);
         let (give_back, spare) = mpsc::channel();
         let hasher = std::thread::spawn(move || {
-            let mut hasher = Sha256::new();
             for bytes in received {
                 hasher.update(&bytes);
                 // The producer may have finished; then the buffer is dropped.
@@ -86,6 +90,63 @@ impl BackgroundSha256 {
         self.hasher
             .join()
             .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    }
+}
+
+/// Bytes hashed inline up to this many, then on a thread of their own.
+const INLINE_HASH_BYTES: usize = 1 << 22;
+
+/// A file being written that hashes what is written to it: small files
+/// inline, large ones on another thread beside the writing (one hand-off
+/// per write; put a buffer in front of it).
+pub(crate) struct HashingFile<'f> {
+    file: &'f File,
+    written: usize,
+    digest: Digesting,
+}
+
+enum Digesting {
+    Inline(Sha256),
+    Background(BackgroundSha256),
+}
+
+impl<'f> HashingFile<'f> {
+    pub(crate) fn new(file: &'f File) -> Self {
+        Self {
+            file,
+            written: 0,
+            digest: Digesting::Inline(Sha256::new()),
+        }
+    }
+
+    /// The sha256 of every byte written, as 64 lowercase hex digits.
+    pub(crate) fn finish(self) -> String {
+        match self.digest {
+            Digesting::Inline(hasher) => to_hex(&hasher.finalize()),
+            Digesting::Background(hasher) => hasher.finish(),
+        }
+    }
+}
+
+impl io::Write for HashingFile<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.file.write(buf)?;
+        self.written += n;
+        if let Digesting::Inline(hasher) = &mut self.digest {
+            if self.written > INLINE_HASH_BYTES {
+                let so_far = std::mem::take(hasher);
+                self.digest = Digesting::Background(BackgroundSha256::resume(so_far));
+            }
+        }
+        match &mut self.digest {
+            Digesting::Inline(hasher) => hasher.update(&buf[..n]),
+            Digesting::Background(hasher) => hasher.update(&buf[..n]),
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.file.flush()
     }
 }
 

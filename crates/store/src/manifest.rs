@@ -1,6 +1,7 @@
 use std::collections::BTreeMap;
 use std::io;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
 
@@ -173,9 +174,16 @@ impl Manifest {
 
 impl FileRecord {
     /// Hashes the file at `path` and records it under the name `shown_as`.
+    ///
+    /// A file this process just wrote ([`crate::write_atomic`]) was hashed
+    /// as it was written: while it still has the stamp it had then, that
+    /// digest is used instead of reading it again.
     pub fn of(path: &Path, shown_as: impl Into<String>) -> Result<Self, StoreError> {
         let stamp = stat(path)?;
-        let sha256 = crate::sha256_file(path)?;
+        let sha256 = match recalled_digest(path, &stamp) {
+            Some(digest) => digest,
+            None => crate::sha256_file(path)?,
+        };
         Ok(Self::stamped(shown_as.into(), sha256, stamp))
     }
 
@@ -253,6 +261,41 @@ impl FileRecord {
     pub fn key(&self) -> &str {
         self.name.as_deref().unwrap_or(&self.path)
     }
+}
+
+/// The digests of the files this process wrote, with their stamps then.
+static WRITTEN: Mutex<BTreeMap<PathBuf, (Stamp, String)>> = Mutex::new(BTreeMap::new());
+
+/// At most this many digests are remembered; past it the oldest are forgotten
+/// (and those files hashed again if asked for).
+const REMEMBERED: usize = 4096;
+
+/// Remembers that the file just written at `path` has `digest`, with the
+/// stamp it has now; nothing when its stamp cannot vouch for it.
+pub(crate) fn remember_digest(path: &Path, digest: String) {
+    let Ok(stamp) = stat(path) else {
+        return;
+    };
+    if !stamp.vouches() {
+        return;
+    }
+    let mut written = WRITTEN
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if written.len() >= REMEMBERED {
+        written.clear();
+    }
+    written.insert(path.to_path_buf(), (stamp, digest));
+}
+
+/// The digest remembered for `path`, if the file still has the stamp it
+/// had when it was written.
+fn recalled_digest(path: &Path, stamp: &Stamp) -> Option<String> {
+    let written = WRITTEN
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let (then, digest) = written.get(path)?;
+    (then == stamp && stamp.vouches()).then(|| digest.clone())
 }
 
 /// The stamp of the regular file at `path` (times in ns since the epoch,

@@ -233,6 +233,18 @@ pub fn write_images(path: &Path, images: &[f32]) -> Result<(), StoreError> {
     write_tensors(path, &[TensorOut::f32(name, shape, images)])
 }
 
+/// Writes `n` images (`[n, 784]`; reconstructions) to `path`, atomically,
+/// as `write` produces them: exactly `n × 784` little-endian f32s (e.g. a
+/// batch at a time, so that they are never all in memory).
+pub fn write_images_streamed(
+    path: &Path,
+    n: usize,
+    write: impl Fn(&mut dyn std::io::Write) -> std::io::Result<()>,
+) -> Result<(), StoreError> {
+    let (name, shape) = split_images_tensor(n);
+    write_tensors(path, &[TensorOut::streamed(name, Dtype::F32, shape, write)])
+}
+
 /// Writes codes (`[N, latent]`, row-major) to `path`, atomically.
 ///
 /// # Panics

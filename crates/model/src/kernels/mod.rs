@@ -12,6 +12,7 @@
 pub mod math;
 pub mod simd;
 pub mod skinny;
+pub mod sparse;
 
 pub use simd::{Isa, Level};
 

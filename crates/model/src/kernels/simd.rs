@@ -27,9 +27,61 @@ pub enum Level {
     Baseline,
 }
 
+impl Level {
+    /// Wider paths rank higher.
+    fn rank(self) -> u8 {
+        match self {
+            Self::Baseline => 0,
+            Self::Avx2 => 1,
+            Self::Avx512 => 2,
+        }
+    }
+}
+
+/// The widest path [`Isa::detect`] may choose, when capped ([`Isa::cap`]).
+static CAP: std::sync::OnceLock<Level> = std::sync::OnceLock::new();
+
 impl Isa {
-    /// The widest path whose every enabled feature this CPU has.
+    /// The widest path whose every enabled feature this CPU has, or the
+    /// path this process was capped to ([`Isa::cap`]) when that is
+    /// narrower.
     pub fn detect() -> Self {
+        let widest = Self::widest();
+        match CAP.get() {
+            Some(&cap) if cap.rank() < widest.level.rank() => Self { level: cap },
+            _ => widest,
+        }
+    }
+
+    /// Caps the path every later [`Isa::detect`] of this process chooses at
+    /// the one named (`avx512`, `avx2+fma` or `avx2`, `baseline`), to time
+    /// or compare the narrower paths on a wider CPU (`ae bench --kernels`).
+    /// Once per process; an unknown name, a path this CPU cannot run, or a
+    /// second cap is an error saying so.
+    pub fn cap(name: &str) -> Result<(), String> {
+        let level = match name {
+            "avx512" => Level::Avx512,
+            "avx2+fma" | "avx2" => Level::Avx2,
+            "baseline" => Level::Baseline,
+            other => {
+                return Err(format!(
+                    "unknown kernel path {other:?}; use avx512, avx2 or baseline"
+                ));
+            }
+        };
+        let widest = Self::widest();
+        if level.rank() > widest.level.rank() {
+            return Err(format!(
+                "this CPU cannot run the {name} kernels; its widest path is {}",
+                widest.name()
+            ));
+        }
+        CAP.set(level)
+            .map_err(|_| "the kernel path was already chosen".to_string())
+    }
+
+    /// The widest path whose every enabled feature this CPU has.
+    fn widest() -> Self {
         #[cfg(target_arch = "x86_64")]
         {
             use std::arch::is_x86_feature_detected as has;

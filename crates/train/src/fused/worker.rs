@@ -10,6 +10,9 @@ use ae_model::kernels::Isa;
 use ae_model::kernels::skinny::{
     decode_output_pass, decode_squared_errors, product, transposed_product,
 };
+use ae_model::kernels::sparse::{
+    PixelMasks, masked_product, masked_transposed_product, refill_masks,
+};
 
 /// Rows per forward pass when computing the validation loss.
 const EVAL_ROWS: usize = 1000;
@@ -20,6 +23,8 @@ pub(super) struct Worker {
     latent: usize,
     /// `[rows, 784]`: the gathered images.
     batch: Vec<f32>,
+    /// Which of their pixels are nonzero.
+    masks: PixelMasks,
     /// `[rows, L]`: the hidden activations, H.
     hidden: Vec<f32>,
     /// `[rows, 784]`: the output gradient G2.
@@ -41,6 +46,7 @@ impl Worker {
             isa,
             latent,
             batch: Vec::new(),
+            masks: PixelMasks::new(),
             hidden: Vec::new(),
             output: Vec::new(),
             hidden_grad: Vec::new(),
@@ -61,11 +67,17 @@ impl Worker {
         }
     }
 
-    /// H = relu(X W1ᵀ + b1) for `rows` images, into the first rows of `hidden`.
+    /// H = relu(X W1ᵀ + b1) for `rows` images, into the first rows of
+    /// `hidden`; also the images' pixel masks, for the sparse kernels.
     fn encode(&mut self, encoder: &Encoder, images: &[f32], rows: usize) {
         let l = self.latent;
         let hidden = &mut self.hidden[..rows * l];
-        product(self.isa, l, images, INPUT, &encoder.weight_t, hidden);
+        refill_masks(self.isa, &mut self.masks, images);
+        if self.masks.worth_it() {
+            masked_product(self.isa, l, images, &self.masks, &encoder.weight_t, hidden);
+        } else {
+            product(self.isa, l, images, INPUT, &encoder.weight_t, hidden);
+        }
         for row in hidden.chunks_exact_mut(l) {
             for (h, b) in row.iter_mut().zip(&encoder.bias) {
                 *h = (*h + b).max(0.0);
@@ -133,14 +145,25 @@ impl Worker {
             }
         }
         // ∇W1ᵀ = Xᵀ G1 (the engine keeps the encoder weight transposed)
-        transposed_product(
-            self.isa,
-            l,
-            &batch,
-            INPUT,
-            hidden_grad,
-            &mut self.grads.encoder_weight,
-        );
+        if self.masks.worth_it() {
+            masked_transposed_product(
+                self.isa,
+                l,
+                &batch,
+                &self.masks,
+                hidden_grad,
+                &mut self.grads.encoder_weight,
+            );
+        } else {
+            transposed_product(
+                self.isa,
+                l,
+                &batch,
+                INPUT,
+                hidden_grad,
+                &mut self.grads.encoder_weight,
+            );
+        }
         self.batch = batch;
         loss_sum
     }
