@@ -71,3 +71,50 @@ fn a_closed_stdout_is_not_an_error() {
         std::fs::read_to_string(sandbox.path().join("runs/synth/manifest.json")).expect("manifest");
     assert!(manifest.contains("\"data\""), "{manifest}");
 }
+
+/// `ae bench` names the CPU and the kernel path it runs, times the engine,
+/// and with `--kernels` runs a narrower path (the baseline runs on every
+/// CPU) to the same final val_loss; an unknown path is refused by name.
+#[test]
+fn bench_names_the_cpu_and_runs_the_kernel_path_asked_for() {
+    let sandbox = Sandbox::synthetic();
+    let bench = |extra: &[&str]| {
+        let mut args = vec![
+            "bench",
+            crate::support::SYNTH,
+            "--engine",
+            "fused",
+            "--epochs",
+            "2",
+        ];
+        args.extend_from_slice(extra);
+        let run = sandbox.ae_within(&args);
+        run.assert_ok();
+        run.stdout
+    };
+    let val_loss = |out: &str| {
+        out.lines()
+            .find(|l| l.starts_with("fused"))
+            .and_then(|l| l.split_whitespace().last())
+            .unwrap_or_else(|| panic!("no fused row in:\n{out}"))
+            .to_string()
+    };
+    let widest = bench(&["--floor"]);
+    assert!(widest.contains("CPU: "), "{widest}");
+    assert!(widest.contains("fused engine kernels: "), "{widest}");
+    assert!(widest.contains("GEMMs alone: "), "{widest}");
+    let baseline = bench(&["--kernels", "baseline"]);
+    assert!(
+        baseline.contains("fused engine kernels: baseline"),
+        "{baseline}"
+    );
+    // The paths round differently (FMA or not) but train the same model.
+    let (a, b): (f64, f64) = (
+        val_loss(&widest).parse().expect("val_loss"),
+        val_loss(&baseline).parse().expect("val_loss"),
+    );
+    assert!((a - b).abs() < 1e-5, "{a} vs {b}");
+
+    let run = sandbox.ae_within(&["bench", crate::support::SYNTH, "--kernels", "sse9"]);
+    run.assert_error(&["--kernels sse9", "unknown kernel path"]);
+}
