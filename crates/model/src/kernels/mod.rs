@@ -60,15 +60,26 @@ dispatch_fma! {
 /// image's 13 cache lines is a wait on memory.
 const PREFETCH_ROWS_AHEAD: usize = 4;
 
-/// `dst[cols × rows] = src[rows × cols]ᵀ`.
+/// `dst[cols × rows] = src[rows × cols]ᵀ`, in blocks of 8 rows so that
+/// each column's 8 values are written together (a value at a time, the
+/// writes stride through all of `dst`).
 ///
 /// # Panics
 /// If either slice is shorter than `rows × cols` (a caller bug).
 pub fn transpose(src: &[f32], rows: usize, cols: usize, dst: &mut [f32]) {
+    const BLOCK: usize = 8;
     assert!(src.len() >= rows * cols && dst.len() >= rows * cols);
-    for (r, row) in src.chunks_exact(cols).enumerate().take(rows) {
-        for (c, &value) in row.iter().enumerate() {
-            dst[c * rows + r] = value;
+    let full = rows / BLOCK * BLOCK;
+    for r0 in (0..full).step_by(BLOCK) {
+        let block = &src[r0 * cols..(r0 + BLOCK) * cols];
+        for c in 0..cols {
+            let column: [f32; BLOCK] = std::array::from_fn(|k| block[k * cols + c]);
+            dst[c * rows + r0..][..BLOCK].copy_from_slice(&column);
+        }
+    }
+    for r in full..rows {
+        for c in 0..cols {
+            dst[c * rows + r] = src[r * cols + c];
         }
     }
 }
@@ -76,6 +87,20 @@ pub fn transpose(src: &[f32], rows: usize, cols: usize, dst: &mut [f32]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn transposes_any_shape() {
+        for (rows, cols) in [(0, 3), (1, 1), (7, 3), (8, 32), (19, 5), (784, 32)] {
+            let src: Vec<f32> = (0..rows * cols).map(|i| i as f32).collect();
+            let mut dst = vec![f32::NAN; rows * cols];
+            transpose(&src, rows, cols, &mut dst);
+            for r in 0..rows {
+                for c in 0..cols {
+                    assert_eq!(dst[c * rows + r], src[r * cols + c], "{rows}x{cols}");
+                }
+            }
+        }
+    }
 
     #[test]
     fn widened_rows_are_the_data_stages_values_on_every_path() {

@@ -151,7 +151,7 @@ fn decode_block<M: MulAdd, const C: usize, const R: usize>(
 trait Epilogue {
     /// Handles row `row`, columns `c0..c0 + z.len()`, pre-activations `z`
     /// (bias not yet added).
-    fn tile(&mut self, row: usize, c0: usize, z: &[f32]);
+    fn tile<M: MulAdd>(&mut self, row: usize, c0: usize, z: &[f32]);
 }
 
 /// Sigmoid, squared error and the output gradient G2 of a training step.
@@ -166,7 +166,7 @@ struct OutputPass<'a> {
 
 impl Epilogue for OutputPass<'_> {
     #[inline(always)]
-    fn tile(&mut self, row: usize, c0: usize, z: &[f32]) {
+    fn tile<M: MulAdd>(&mut self, row: usize, c0: usize, z: &[f32]) {
         let at = row * INPUT + c0;
         let width = z.len();
         let x = &self.images[at..][..width];
@@ -177,9 +177,9 @@ impl Epilogue for OutputPass<'_> {
         for start in (0..width).step_by(TAIL) {
             for k in 0..TAIL {
                 let j = start + k;
-                let y = sigmoid(z[j] + b[j]);
+                let y = sigmoid::<M>(z[j] + b[j]);
                 let diff = y - x[j];
-                lanes[k] += diff * diff;
+                lanes[k] = M::mul_add(diff, diff, lanes[k]);
                 let grad = self.scale * diff * y * (1.0 - y);
                 g[j] = grad;
                 gb[j] += grad;
@@ -197,7 +197,7 @@ struct SquaredErrors<'a> {
 
 impl Epilogue for SquaredErrors<'_> {
     #[inline(always)]
-    fn tile(&mut self, row: usize, c0: usize, z: &[f32]) {
+    fn tile<M: MulAdd>(&mut self, row: usize, c0: usize, z: &[f32]) {
         let width = z.len();
         let x = &self.images[row * INPUT + c0..][..width];
         let b = &self.bias[c0..][..width];
@@ -205,8 +205,8 @@ impl Epilogue for SquaredErrors<'_> {
         for start in (0..width).step_by(TAIL) {
             for k in 0..TAIL {
                 let j = start + k;
-                let diff = sigmoid(z[j] + b[j]) - x[j];
-                lanes[k] += diff * diff;
+                let diff = sigmoid::<M>(z[j] + b[j]) - x[j];
+                lanes[k] = M::mul_add(diff, diff, lanes[k]);
             }
         }
     }
@@ -220,12 +220,12 @@ struct Reconstruct<'a> {
 
 impl Epilogue for Reconstruct<'_> {
     #[inline(always)]
-    fn tile(&mut self, row: usize, c0: usize, z: &[f32]) {
+    fn tile<M: MulAdd>(&mut self, row: usize, c0: usize, z: &[f32]) {
         let width = z.len();
         let b = &self.bias[c0..][..width];
         let y = &mut self.out[row * INPUT + c0..][..width];
         for j in 0..width {
-            y[j] = sigmoid(z[j] + b[j]);
+            y[j] = sigmoid::<M>(z[j] + b[j]);
         }
     }
 }
@@ -259,12 +259,12 @@ fn decode<M: MulAdd, const C: usize, const R: usize, E: Epilogue>(
             let z =
                 decode_block::<M, C, R>(std::array::from_fn(|r| hidden_row(i + r)), decoder_t, c0);
             for (r, z) in z.iter().enumerate() {
-                epilogue.tile(i + r, c0, z);
+                epilogue.tile::<M>(i + r, c0, z);
             }
         }
         for i in full..rows {
             let [z] = decode_block::<M, C, 1>([hidden_row(i)], decoder_t, c0);
-            epilogue.tile(i, c0, &z);
+            epilogue.tile::<M>(i, c0, &z);
         }
     }
     for c0 in (main..INPUT).step_by(TAIL) {
@@ -275,12 +275,12 @@ fn decode<M: MulAdd, const C: usize, const R: usize, E: Epilogue>(
                 c0,
             );
             for (r, z) in z.iter().enumerate() {
-                epilogue.tile(i + r, c0, z);
+                epilogue.tile::<M>(i + r, c0, z);
             }
         }
         for i in full..rows {
             let [z] = decode_block::<M, TAIL, 1>([hidden_row(i)], decoder_t, c0);
-            epilogue.tile(i, c0, &z);
+            epilogue.tile::<M>(i, c0, &z);
         }
     }
 }
@@ -292,7 +292,7 @@ struct Store<'a> {
 
 impl Epilogue for Store<'_> {
     #[inline(always)]
-    fn tile(&mut self, row: usize, c0: usize, z: &[f32]) {
+    fn tile<M: MulAdd>(&mut self, row: usize, c0: usize, z: &[f32]) {
         self.out[row * INPUT + c0..][..z.len()].copy_from_slice(z);
     }
 }

@@ -17,6 +17,10 @@ use crate::INPUT;
 /// 64-bit words in one image's mask.
 const WORDS: usize = INPUT.div_ceil(64);
 
+/// The output rows the gradient kernel updates at a time, in bytes: about
+/// half of a core's L1 data cache.
+const BAND_BYTES: usize = 24 * 1024;
+
 /// Above this share of nonzero pixels the dense kernels win: the encoder
 /// then runs as many multiply-adds as dense with a bit loop around them,
 /// and the gradient updates its output in memory instead of registers.
@@ -36,7 +40,9 @@ impl PixelMasks {
         Self::default()
     }
 
-    /// The masks of `images` (`[n, 784]`), replacing what was here.
+    /// The masks of `images` (`[n, 784]`), replacing what was here
+    /// (inlined into [`refill_masks`], which compiles it per path).
+    #[inline(always)]
     pub fn refill(&mut self, images: &[f32]) {
         self.masks.clear();
         self.nonzero = 0;
@@ -169,16 +175,22 @@ fn masked_transposed_times<M: MulAdd, const W: usize, const R: usize>(
     out.fill([0.0; W]);
     let rows = images.as_chunks::<INPUT>().0;
     let c = c.as_chunks::<W>().0;
-    for ((image, mask), c) in rows.iter().zip(&masks.masks).zip(c) {
-        for (word, &bits) in mask.iter().enumerate() {
-            let mut bits = bits;
-            while bits != 0 {
-                let t = (word * 64 + bits.trailing_zeros() as usize).min(INPUT - 1);
-                bits &= bits - 1;
-                let s = image[t];
-                let row = &mut out[t];
-                for w in 0..W {
-                    row[w] = M::mul_add(s, c[w], row[w]);
+    // A band of output rows at a time, small enough to stay in L1 while
+    // every image adds its terms to it.
+    let band = (BAND_BYTES / (64 * W * 4)).max(1);
+    for words in (0..WORDS).step_by(band) {
+        let words = words..(words + band).min(WORDS);
+        for ((image, mask), c) in rows.iter().zip(&masks.masks).zip(c) {
+            for word in words.clone() {
+                let mut bits = mask[word];
+                while bits != 0 {
+                    let t = (word * 64 + bits.trailing_zeros() as usize).min(INPUT - 1);
+                    bits &= bits - 1;
+                    let s = image[t];
+                    let row = &mut out[t];
+                    for w in 0..W {
+                        row[w] = M::mul_add(s, c[w], row[w]);
+                    }
                 }
             }
         }
