@@ -83,7 +83,7 @@ macro_rules! by_latent {
     ($level:expr, $latent:expr, $f:ident::<$m:ty>($($arg:expr),*)) => {
         match ($level, $latent) {
             (Level::Avx512, 8) => $f::<$m, 8, 8>($($arg),*),
-            (Level::Avx512, 16) => $f::<$m, 16, 8>($($arg),*),
+            (Level::Avx512, 16) => $f::<$m, 16, 4>($($arg),*),
             (Level::Avx512, 32) => $f::<$m, 32, 4>($($arg),*),
             (Level::Avx512, 64) => $f::<$m, 64, 2>($($arg),*),
             (Level::Avx512, 128) => $f::<$m, 128, 1>($($arg),*),
