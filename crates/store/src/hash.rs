@@ -132,11 +132,11 @@ impl io::Write for HashingFile<'_> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let n = self.file.write(buf)?;
         self.written += n;
-        if let Digesting::Inline(hasher) = &mut self.digest {
-            if self.written > INLINE_HASH_BYTES {
-                let so_far = std::mem::take(hasher);
-                self.digest = Digesting::Background(BackgroundSha256::resume(so_far));
-            }
+        if let Digesting::Inline(hasher) = &mut self.digest
+            && self.written > INLINE_HASH_BYTES
+        {
+            let so_far = std::mem::take(hasher);
+            self.digest = Digesting::Background(BackgroundSha256::resume(so_far));
         }
         match &mut self.digest {
             Digesting::Inline(hasher) => hasher.update(&buf[..n]),

@@ -196,7 +196,9 @@ macro_rules! dispatch_fma {
         $(#[$doc])*
         #[allow(unsafe_code, clippy::too_many_arguments)]
         $vis fn $name(isa: $crate::kernels::simd::Isa $(, $arg: $ty)*) -> $ret {
+            // A body that only compares or converts has no use for `$m`.
             #[inline(always)]
+            #[allow(clippy::extra_unused_type_parameters)]
             fn body<$m: $crate::kernels::simd::MulAdd>(
                 $level: $crate::kernels::simd::Level $(, $arg: $ty)*
             ) -> $ret $body

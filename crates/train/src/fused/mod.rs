@@ -66,6 +66,13 @@ pub fn kernel_path() -> &'static str {
 /// beside it, where one thread then ran 3× faster than two had.
 const STARVED_WAIT_SHARE: f64 = 0.5;
 
+/// One half batch's gradients and its sum of squared errors.
+struct HalfGrads {
+    /// In the engine's layout (the encoder weight's transposed).
+    grads: Params,
+    loss_sum: f64,
+}
+
 /// The fused training step; see the module docs.
 pub struct FusedEngine {
     /// The kernels' instruction set, detected once.
@@ -76,6 +83,10 @@ pub struct FusedEngine {
     decoder: RwLock<Decoder>,
     /// One per half batch; the helper thread uses the second.
     workers: [RwLock<Worker>; 2],
+    /// Each half's gradients, apart from its worker's buffers so that the
+    /// other thread reads them (to update its part of the weights) while
+    /// this one already gathers and encodes the next half.
+    half_grads: [RwLock<HalfGrads>; 2],
     adam_encoder: AdamState<2>,
     adam_decoder: AdamState<2>,
     threads: usize,
@@ -94,12 +105,20 @@ impl FusedEngine {
     pub fn with_threads(params: &Params, adam: AdamSettings, threads: usize) -> Self {
         let isa = Isa::detect();
         let worker = || RwLock::new(Worker::new(isa, params.latent()));
+        let half_grads = || {
+            RwLock::new(HalfGrads {
+                grads: Params::zeros(params.latent())
+                    .expect("a valid model has a compiled latent size"),
+                loss_sum: 0.0,
+            })
+        };
         let sizes = |a: &[f32], b: &[f32]| [a.len(), b.len()];
         Self {
             isa,
             encoder: RwLock::new(Encoder::new(params)),
             decoder: RwLock::new(Decoder::new(params)),
             workers: [worker(), worker()],
+            half_grads: [half_grads(), half_grads()],
             adam_encoder: AdamState::new(adam, sizes(&params.encoder_weight, &params.encoder_bias)),
             adam_decoder: AdamState::new(adam, sizes(&params.decoder_weight, &params.decoder_bias)),
             threads: threads.clamp(1, 2),
@@ -110,19 +129,19 @@ impl FusedEngine {
     /// at the current weights (no step taken).
     pub fn gradients(&mut self, images: PixelsRef<'_>, indices: &[usize]) -> Params {
         self.batch_gradients(images, indices);
-        let [w0, w1] = &mut self.workers;
-        let mut sum = w0.get_mut().expect("not poisoned").grads.clone();
-        add_into(&mut sum, &w1.get_mut().expect("not poisoned").grads);
+        let [h0, h1] = &mut self.half_grads;
+        let mut sum = h0.get_mut().expect("not poisoned").grads.clone();
+        add_into(&mut sum, &h1.get_mut().expect("not poisoned").grads);
         weights::grads_to_model_layout(&sum)
     }
 
     /// One step on one thread: both halves, then Adam. Returns the batch loss.
     fn step_single(&mut self, images: PixelsRef<'_>, indices: &[usize]) -> f64 {
         let loss = self.batch_gradients(images, indices);
-        let [w0, w1] = &self.workers;
+        let [h0, h1] = &self.half_grads;
         let (g0, g1) = (
-            &w0.read().expect("not poisoned").grads,
-            &w1.read().expect("not poisoned").grads,
+            &h0.read().expect("not poisoned").grads,
+            &h1.read().expect("not poisoned").grads,
         );
         update_encoder(
             self.isa,
@@ -149,12 +168,17 @@ impl FusedEngine {
         let encoder = self.encoder.get_mut().expect("not poisoned");
         let decoder = self.decoder.get_mut().expect("not poisoned");
         let [w0, w1] = &mut self.workers;
+        let [h0, h1] = &mut self.half_grads;
         let (w0, w1) = (
             w0.get_mut().expect("not poisoned"),
             w1.get_mut().expect("not poisoned"),
         );
-        let sum = w0.half_gradients(encoder, decoder, images, first, scale)
-            + w1.half_gradients(encoder, decoder, images, second, scale);
+        let (h0, h1) = (
+            &mut h0.get_mut().expect("not poisoned").grads,
+            &mut h1.get_mut().expect("not poisoned").grads,
+        );
+        let sum = w0.half_gradients(encoder, decoder, images, first, scale, h0)
+            + w1.half_gradients(encoder, decoder, images, second, scale, h1);
         sum / (indices.len() * INPUT) as f64
     }
 
@@ -179,7 +203,8 @@ impl FusedEngine {
         let decoded = AtomicUsize::new(0);
         let stop = AtomicBool::new(false);
         let isa = self.isa;
-        let (encoder, decoder, workers) = (&self.encoder, &self.decoder, &self.workers);
+        let (encoder, decoder) = (&self.encoder, &self.decoder);
+        let (workers, half_grads) = (&self.workers, &self.half_grads);
         let (adam_encoder, adam_decoder) = (&mut self.adam_encoder, &mut self.adam_decoder);
         let steps = order.chunks(batch_size).count();
         let (halves_done, encoded, decoded, stop) = (&halves_done, &encoded, &decoded, &stop);
@@ -187,20 +212,23 @@ impl FusedEngine {
             let _stop_on_exit = StopOnDrop(stop);
             scope.spawn(move || {
                 for (step, indices) in order.chunks(batch_size).enumerate() {
-                    // The encoder as the main thread left it after the last step.
+                    let mut worker = workers[1].write().expect("not poisoned");
+                    let (_, second) = halves(indices);
+                    // The gather reads no weight: it overlaps the main
+                    // thread's encoder update.
+                    worker.gather(images, second);
+                    // The encoder as the main thread left it after the last
+                    // step (which has read this half's last gradients).
                     if !spin_until(encoded, step, stop) {
                         return;
                     }
+                    worker.encode_batch(&read(encoder));
                     {
-                        let (enc, dec) = (read(encoder), read(decoder));
-                        let mut worker = workers[1].write().expect("not poisoned");
-                        let (_, second) = halves(indices);
-                        worker.loss_sum = worker.half_gradients(
-                            &enc,
-                            &dec,
-                            images,
-                            second,
+                        let mut half = half_grads[1].write().expect("not poisoned");
+                        half.loss_sum = worker.gradients(
+                            &read(decoder),
                             loss_scale(indices.len()),
+                            &mut half.grads,
                         );
                     }
                     halves_done[1].store(step + 1, Ordering::Release);
@@ -208,9 +236,9 @@ impl FusedEngine {
                         return;
                     }
                     {
-                        let (w0, w1) = (read(&workers[0]), read(&workers[1]));
+                        let (h0, h1) = (read(&half_grads[0]), read(&half_grads[1]));
                         let mut dec = decoder.write().expect("not poisoned");
-                        update_decoder(isa, adam_decoder, &mut dec, &w0.grads, &w1.grads);
+                        update_decoder(isa, adam_decoder, &mut dec, &h0.grads, &h1.grads);
                     }
                     decoded.store(step + 1, Ordering::Release);
                 }
@@ -218,25 +246,30 @@ impl FusedEngine {
 
             let mut loss_sum = 0.0;
             for (step, indices) in order.chunks(batch_size).enumerate() {
-                // The decoder as the helper left it after the last step.
-                let wait = Instant::now();
-                spin_until(decoded, step, stop);
-                waited += wait.elapsed();
                 let own = {
-                    let (enc, dec) = (read(encoder), read(decoder));
                     let mut worker = workers[0].write().expect("not poisoned");
                     let (first, _) = halves(indices);
-                    worker.half_gradients(&enc, &dec, images, first, loss_scale(indices.len()))
+                    // The gather and the encoder (this thread's own update)
+                    // overlap the helper's decoder update.
+                    worker.gather(images, first);
+                    worker.encode_batch(&read(encoder));
+                    // The decoder as the helper left it after the last step
+                    // (which has read this half's last gradients).
+                    let wait = Instant::now();
+                    spin_until(decoded, step, stop);
+                    waited += wait.elapsed();
+                    let mut half = half_grads[0].write().expect("not poisoned");
+                    worker.gradients(&read(decoder), loss_scale(indices.len()), &mut half.grads)
                 };
                 halves_done[0].store(step + 1, Ordering::Release);
                 let wait = Instant::now();
                 spin_until(&halves_done[1], step + 1, stop);
                 waited += wait.elapsed();
                 {
-                    let (w0, w1) = (read(&workers[0]), read(&workers[1]));
-                    loss_sum += (own + w1.loss_sum) / (indices.len() * INPUT) as f64;
+                    let (h0, h1) = (read(&half_grads[0]), read(&half_grads[1]));
+                    loss_sum += (own + h1.loss_sum) / (indices.len() * INPUT) as f64;
                     let mut enc = encoder.write().expect("not poisoned");
-                    update_encoder(isa, adam_encoder, &mut enc, &w0.grads, &w1.grads);
+                    update_encoder(isa, adam_encoder, &mut enc, &h0.grads, &h1.grads);
                 }
                 encoded.store(step + 1, Ordering::Release);
             }

@@ -33,11 +33,8 @@ pub(super) struct Worker {
     hidden_grad: Vec<f32>,
     /// `[rows]`: each row's squared error.
     row_sums: Vec<f32>,
-    /// This half's share of the batch gradients, in the engine's layout
-    /// (the encoder weight's gradient transposed, see [`Encoder`]).
-    pub(super) grads: Params,
-    /// This half's sum of squared errors at its last step.
-    pub(super) loss_sum: f64,
+    /// The rows of the half batch last gathered.
+    rows: usize,
 }
 
 impl Worker {
@@ -51,8 +48,7 @@ impl Worker {
             output: Vec::new(),
             hidden_grad: Vec::new(),
             row_sums: Vec::new(),
-            grads: Params::zeros(latent).expect("a valid model has a compiled latent size"),
-            loss_sum: 0.0,
+            rows: 0,
         }
     }
 
@@ -86,8 +82,12 @@ impl Worker {
     }
 
     /// This half's share of the gradients of a batch's mean squared error,
-    /// into `self.grads`; `scale` is 2 / (rows in the whole batch × 784).
+    /// into `grads`, in the engine's layout (the encoder weight's gradient
+    /// transposed, see [`Encoder`]); `scale` is 2 / (rows in the whole
+    /// batch × 784).
     /// Returns the half's sum of squared errors. An empty half gives zeros.
+    /// The three phases one after another; on two threads the engine waits
+    /// for each weight only before the phase that reads it.
     pub(super) fn half_gradients(
         &mut self,
         encoder: &Encoder,
@@ -95,13 +95,33 @@ impl Worker {
         images: PixelsRef<'_>,
         indices: &[usize],
         scale: f32,
+        grads: &mut Params,
     ) -> f64 {
-        let rows = indices.len();
+        self.gather(images, indices);
+        self.encode_batch(encoder);
+        self.gradients(decoder, scale, grads)
+    }
+
+    /// Phase 1, which reads no weight: the images at `indices`, as f32.
+    pub(super) fn gather(&mut self, images: PixelsRef<'_>, indices: &[usize]) {
+        gather(self.isa, images, indices, &mut self.batch);
+        self.rows = indices.len();
+        self.reserve_rows(self.rows);
+    }
+
+    /// Phase 2, which reads the encoder: H for the gathered images.
+    pub(super) fn encode_batch(&mut self, encoder: &Encoder) {
+        let batch = std::mem::take(&mut self.batch);
+        self.encode(encoder, &batch, self.rows);
+        self.batch = batch;
+    }
+
+    /// Phase 3, which reads the decoder: the gradients of the gathered and
+    /// encoded half (see [`Worker::half_gradients`]).
+    pub(super) fn gradients(&mut self, decoder: &Decoder, scale: f32, grads: &mut Params) -> f64 {
+        let rows = self.rows;
         let l = self.latent;
-        let mut batch = std::mem::take(&mut self.batch);
-        gather(self.isa, images, indices, &mut batch);
-        self.reserve_rows(rows);
-        self.encode(encoder, &batch, rows);
+        let batch = std::mem::take(&mut self.batch);
 
         // Decoder fused with the output pass: sigmoid, squared error, G2, ∇b2.
         let hidden = &self.hidden[..rows * l];
@@ -116,7 +136,7 @@ impl Worker {
             &batch,
             scale,
             output,
-            &mut self.grads.decoder_bias,
+            &mut grads.decoder_bias,
             row_sums,
         );
         let loss_sum = row_sums.iter().map(|&s| f64::from(s)).sum();
@@ -129,12 +149,12 @@ impl Worker {
             output,
             INPUT,
             hidden,
-            &mut self.grads.decoder_weight,
+            &mut grads.decoder_weight,
         );
         // G1 = (G2 W2) ⊙ [H > 0], ∇b1
         let hidden_grad = &mut self.hidden_grad[..rows * l];
         product(self.isa, l, output, INPUT, &decoder.weight, hidden_grad);
-        let grad_bias = &mut self.grads.encoder_bias;
+        let grad_bias = &mut grads.encoder_bias;
         grad_bias.fill(0.0);
         for (g_row, h_row) in hidden_grad.chunks_exact_mut(l).zip(hidden.chunks_exact(l)) {
             for ((g, &h), gb) in g_row.iter_mut().zip(h_row).zip(grad_bias.iter_mut()) {
@@ -152,7 +172,7 @@ impl Worker {
                 &batch,
                 &self.masks,
                 hidden_grad,
-                &mut self.grads.encoder_weight,
+                &mut grads.encoder_weight,
             );
         } else {
             transposed_product(
@@ -161,7 +181,7 @@ impl Worker {
                 &batch,
                 INPUT,
                 hidden_grad,
-                &mut self.grads.encoder_weight,
+                &mut grads.encoder_weight,
             );
         }
         self.batch = batch;
