@@ -15,7 +15,7 @@ use std::time::Duration;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::error::{MirrorError, MirrorFailure};
-use crate::source::{StreamError, read_idx_stream};
+use crate::source::{StreamError, read_idx_stream_parts};
 use crate::{DataError, IdxFile};
 
 /// How long a download may take.
@@ -152,17 +152,22 @@ impl Downloader {
         let peeked = out.read(&mut gzipped).map_err(MirrorError::Body)?;
         let gzipped = peeked == 2 && gzipped == [0x1f, 0x8b];
         out.seek(SeekFrom::Start(0)).map_err(MirrorError::Body)?;
-        let content =
-            read_idx_stream(out, file.kind, Some(file.len), None).map_err(|e| match e {
-                StreamError::Io {
-                    gzipped: true,
-                    source,
-                } => MirrorError::Gzip(source),
-                StreamError::Io { source, .. } => MirrorError::Body(source),
-                StreamError::Idx(source) => MirrorError::Idx(source),
-                StreamError::Memory { bytes } => MirrorError::TooLarge { bytes, limit },
-            })?;
-        let found = ae_store::sha256_hex(&content);
+        // The content is checked (structure, length) and hashed as it is
+        // decompressed; it is not kept.
+        let mut hasher = ae_store::BackgroundSha256::start();
+        let read = read_idx_stream_parts(out, file.kind, Some(file.len), None, |bytes| {
+            hasher.update(bytes)
+        });
+        let found = hasher.finish();
+        read.map_err(|e| match e {
+            StreamError::Io {
+                gzipped: true,
+                source,
+            } => MirrorError::Gzip(source),
+            StreamError::Io { source, .. } => MirrorError::Body(source),
+            StreamError::Idx(source) => MirrorError::Idx(source),
+            StreamError::Memory { bytes } => MirrorError::TooLarge { bytes, limit },
+        })?;
         if found != file.sha256 {
             return Err(MirrorError::Checksum {
                 expected: file.sha256,

@@ -95,22 +95,6 @@ impl<'r> IdxStream<'r> {
     }
 }
 
-/// The decompressed bytes of an IDX stream of `kind` (gzip recognised by
-/// its magic number), read no further than they may be: the length its
-/// header promises (at most `published_len`, a published file's length,
-/// when known), plus one byte to tell that it holds more. When `raw_len`,
-/// a file's size, is known, a raw stream of another length than promised is
-/// refused before its body is read. Memory is taken as the bytes arrive, so
-/// a header that lies costs nothing.
-pub(crate) fn read_idx_stream(
-    source: impl Read + Send,
-    kind: IdxKind,
-    published_len: Option<u64>,
-    raw_len: Option<u64>,
-) -> Result<Vec<u8>, StreamError> {
-    read_idx_stream_parts(source, kind, published_len, raw_len, |_| {}).map(IdxBytes::contiguous)
-}
-
 /// An IDX file's decompressed bytes: the header, and the body apart from it
 /// (so dropping the header moves no pixel).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -130,9 +114,16 @@ impl IdxBytes {
     }
 }
 
-/// [`read_idx_stream`] as header and body, handing every byte read, in
-/// order, to `seen` as it arrives (to hash it meanwhile).
-fn read_idx_stream_parts(
+/// The decompressed bytes of an IDX stream of `kind` (gzip recognised by
+/// its magic number), as header and body, read no further than they may
+/// be: the length its header promises (at most `published_len`, a
+/// published file's length, when known), plus one byte to tell that it
+/// holds more. When `raw_len`, a file's size, is known, a raw stream of
+/// another length than promised is refused before its body is read. Memory
+/// is taken as the bytes arrive, so a header that lies costs nothing. Every
+/// byte read is handed, in order, to `seen` as it arrives (to hash it
+/// meanwhile).
+pub(crate) fn read_idx_stream_parts(
     source: impl Read + Send,
     kind: IdxKind,
     published_len: Option<u64>,

@@ -127,23 +127,15 @@ pub struct Reconstruction {
     pub images: Vec<f32>,
 }
 
-/// Encodes then decodes `images` (`[n, 784]`) in batches of [`BATCH`].
-/// The kernels compute each image on its own, so an image is
+/// Encodes then decodes `images` (`[n, 784]`). The kernels compute each image on its own, so an image is
 /// reconstructed to the same bits whatever batch it comes in, whether the
 /// test split's ten thousandth or the one file `ae score` is given.
 pub fn reconstruct(codec: &Codec, images: &[f32]) -> Reconstruction {
-    let n = images.len() / INPUT;
-    let latent = codec.latent();
-    let mut out = Reconstruction {
-        codes: Vec::with_capacity(n * latent),
-        images: Vec::with_capacity(n * INPUT),
-    };
-    for batch in images.chunks(BATCH * INPUT) {
-        let codes = codec.encode(batch);
-        out.images.extend_from_slice(&codec.decode(&codes));
-        out.codes.extend_from_slice(&codes);
+    let codes = encode(codec, images);
+    Reconstruction {
+        images: codec.decode(&codes),
+        codes,
     }
-    out
 }
 
 #[cfg(test)]

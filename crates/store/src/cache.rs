@@ -238,16 +238,35 @@ impl Cache {
 /// stage hashed moments ago (every write changes the ctime: the trust the
 /// manifest gives a stamp), and hashing them again would cost as much as
 /// the first time; otherwise, or where the file system's stamps cannot
-/// vouch, the copy is hashed ([`copy_verified`]).
+/// vouch, the copy is hashed, as [`copy_verified`] does.
 fn copy_in(from: &Path, to: &Path, record: &FileRecord) -> Result<(), StoreError> {
     let vouched = |path: &Path| stat(path).is_ok_and(|stamp| record.vouched_by(&stamp));
-    if !vouched(from) {
-        return copy_verified(from, to, &record.sha256);
+    let unchanged_before = vouched(from);
+    let temp = copy_to_temp(from, to)?;
+    if !(unchanged_before && vouched(from)) {
+        check_copy(&temp, from, to, &record.sha256)?;
     }
+    persist(temp, to)
+}
+
+/// Copies `from` to `to` through a temporary file beside `to`, then reads
+/// the copy to hash it; `to` appears, complete, only when its sha256 is
+/// `expected` ([`StoreError::CorruptBlob`] otherwise, naming `from`).
+fn copy_verified(from: &Path, to: &Path, expected: &str) -> Result<(), StoreError> {
+    let temp = copy_to_temp(from, to)?;
+    check_copy(&temp, from, to, expected)?;
+    persist(temp, to)
+}
+
+/// A copy of the regular file `from` in a temporary file beside `to` (a
+/// copy in the kernel, which file systems that share extents, such as
+/// btrfs and XFS, make without using disk).
+fn copy_to_temp(from: &Path, to: &Path) -> Result<tempfile::NamedTempFile, StoreError> {
     let write_err = |source| StoreError::Write {
         path: to.to_path_buf(),
         source,
     };
+    crate::regular_file(from)?;
     let mut source = File::open(from).map_err(|source| StoreError::Read {
         path: from.to_path_buf(),
         source,
@@ -257,47 +276,41 @@ fn copy_in(from: &Path, to: &Path, record: &FileRecord) -> Result<(), StoreError
     crate::remove_stale_temps(dir, false);
     let mut temp = temp_file_in(dir).map_err(write_err)?;
     io::copy(&mut source, temp.as_file_mut()).map_err(write_err)?;
-    if !vouched(from) {
-        // Written while it was copied: hash what the copy holds.
-        drop(temp);
-        return copy_verified(from, to, &record.sha256);
-    }
-    temp.persist(to).map_err(|e| write_err(e.error))?;
-    Ok(())
+    Ok(temp)
 }
 
-/// Copies `from` to `to` through a temporary file beside `to` (a copy in the
-/// kernel, which file systems that share extents, such as btrfs and XFS,
-/// make without using disk), then reads the copy to hash it; `to` appears,
-/// complete, only when its sha256 is `expected` ([`StoreError::CorruptBlob`]
-/// otherwise, naming `from`).
-fn copy_verified(from: &Path, to: &Path, expected: &str) -> Result<(), StoreError> {
-    let read_err = |source| StoreError::Read {
-        path: from.to_path_buf(),
-        source,
-    };
+/// Checks that the copy `temp` of `from` (bound for `to`) has the sha256
+/// `expected`.
+fn check_copy(
+    temp: &tempfile::NamedTempFile,
+    from: &Path,
+    to: &Path,
+    expected: &str,
+) -> Result<(), StoreError> {
     let write_err = |source| StoreError::Write {
         path: to.to_path_buf(),
         source,
     };
-    crate::regular_file(from)?;
-    let mut source = File::open(from).map_err(read_err)?;
-    let dir = parent_dir(to);
-    create_dir_all(dir)?;
-    crate::remove_stale_temps(dir, false);
-    let mut temp = temp_file_in(dir).map_err(write_err)?;
-    io::copy(&mut source, temp.as_file_mut()).map_err(write_err)?;
     let mut copy = temp.as_file();
     copy.seek(io::SeekFrom::Start(0)).map_err(write_err)?;
     let found = crate::hash::sha256_reader(copy).map_err(write_err)?;
-    if found != expected {
-        return Err(StoreError::CorruptBlob {
+    if found == expected {
+        Ok(())
+    } else {
+        Err(StoreError::CorruptBlob {
             path: from.to_path_buf(),
             expected: expected.to_string(),
             found,
-        });
+        })
     }
-    temp.persist(to).map_err(|e| write_err(e.error))?;
+}
+
+/// Renames the finished copy `temp` to `to`.
+fn persist(temp: tempfile::NamedTempFile, to: &Path) -> Result<(), StoreError> {
+    temp.persist(to).map_err(|e| StoreError::Write {
+        path: to.to_path_buf(),
+        source: e.error,
+    })?;
     Ok(())
 }
 

@@ -41,7 +41,7 @@ dispatch_fma! {
             let image = &pixels[i * INPUT..][..INPUT];
             if level == Level::Baseline {
                 for (v, &p) in row.iter_mut().zip(image) {
-                    *v = f32::from(p) / 255.0;
+                    *v = ae_store::byte_value(p);
                 }
             } else {
                 for (v, &p) in row.iter_mut().zip(image) {

@@ -101,22 +101,12 @@ impl Isa {
     /// Every path this CPU can run, widest first, for tests that hold
     /// each to the same results.
     pub fn every_available() -> Vec<Self> {
-        let mut paths = Vec::new();
-        #[cfg(target_arch = "x86_64")]
-        {
-            use std::arch::is_x86_feature_detected as has;
-            let avx2_fma = has!("avx2") && has!("fma");
-            if avx2_fma && has!("avx512f") {
-                paths.push(Self {
-                    level: Level::Avx512,
-                });
-            }
-            if avx2_fma {
-                paths.push(Self { level: Level::Avx2 });
-            }
-        }
-        paths.push(Self::baseline());
-        paths
+        let widest = Self::widest().level.rank();
+        [Level::Avx512, Level::Avx2, Level::Baseline]
+            .into_iter()
+            .filter(|level| level.rank() <= widest)
+            .map(|level| Self { level })
+            .collect()
     }
 
     /// The portable path, valid on every CPU.

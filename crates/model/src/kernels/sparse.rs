@@ -17,10 +17,6 @@ use crate::INPUT;
 /// 64-bit words in one image's mask.
 const WORDS: usize = INPUT.div_ceil(64);
 
-/// The output rows the gradient kernel updates at a time, in bytes: about
-/// half of a core's L1 data cache.
-const BAND_BYTES: usize = 24 * 1024;
-
 /// Above this share of nonzero pixels the dense kernels win: the encoder
 /// then runs as many multiply-adds as dense with a bit loop around them,
 /// and the gradient updates its output in memory instead of registers.
@@ -112,11 +108,8 @@ fn masked_rows_block<M: MulAdd, const W: usize, const R: usize>(
 ) -> [[f32; W]; R] {
     let mut acc = [[0.0f32; W]; R];
     for word in 0..WORDS {
-        let mut bits = masks.iter().fold(0, |any, mask| any | mask[word]);
-        while bits != 0 {
-            // Below 784: the masks have no bit past the last pixel.
-            let t = (word * 64 + bits.trailing_zeros() as usize).min(INPUT - 1);
-            bits &= bits - 1;
+        let any = masks.iter().fold(0, |any, mask| any | mask[word]);
+        for t in pixels_in(word, any) {
             let v = &v[t];
             for r in 0..R {
                 let s = rows[r][t];
@@ -175,26 +168,31 @@ fn masked_transposed_times<M: MulAdd, const W: usize, const R: usize>(
     out.fill([0.0; W]);
     let rows = images.as_chunks::<INPUT>().0;
     let c = c.as_chunks::<W>().0;
-    // A band of output rows at a time, small enough to stay in L1 while
-    // every image adds its terms to it.
-    let band = (BAND_BYTES / (64 * W * 4)).max(1);
-    for words in (0..WORDS).step_by(band) {
-        let words = words..(words + band).min(WORDS);
-        for ((image, mask), c) in rows.iter().zip(&masks.masks).zip(c) {
-            for word in words.clone() {
-                let mut bits = mask[word];
-                while bits != 0 {
-                    let t = (word * 64 + bits.trailing_zeros() as usize).min(INPUT - 1);
-                    bits &= bits - 1;
-                    let s = image[t];
-                    let row = &mut out[t];
-                    for w in 0..W {
-                        row[w] = M::mul_add(s, c[w], row[w]);
-                    }
+    for ((image, mask), c) in rows.iter().zip(&masks.masks).zip(c) {
+        for (word, &bits) in mask.iter().enumerate() {
+            for t in pixels_in(word, bits) {
+                let s = image[t];
+                let row = &mut out[t];
+                for w in 0..W {
+                    row[w] = M::mul_add(s, c[w], row[w]);
                 }
             }
         }
     }
+}
+
+/// The pixels whose bits are set in `bits`, word `word` of a mask, in
+/// ascending order.
+#[inline(always)]
+fn pixels_in(word: usize, mut bits: u64) -> impl Iterator<Item = usize> {
+    std::iter::from_fn(move || {
+        (bits != 0).then(|| {
+            let t = word * 64 + bits.trailing_zeros() as usize;
+            bits &= bits - 1;
+            // Below 784: the masks have no bit past the last pixel.
+            t.min(INPUT - 1)
+        })
+    })
 }
 
 dispatch_fma! {
