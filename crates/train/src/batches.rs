@@ -1,5 +1,6 @@
 //! The order of the training split, reshuffled every epoch, and batch gathering.
 
+use ae_model::kernels::simd::prefetch;
 use ae_model::kernels::{Isa, widen_rows};
 use ae_model::{INPUT, RngStream, seeded_rng};
 use ae_store::PixelsRef;
@@ -44,6 +45,19 @@ pub(crate) fn gather(isa: Isa, images: PixelsRef<'_>, indices: &[usize], batch: 
             for &i in indices {
                 images.extend_image(i, batch);
             }
+        }
+    }
+}
+
+/// Asks the CPU to bring the images at `indices` into cache, so that
+/// gathering them later (a step later, in training) does not wait on
+/// memory for rows scattered over the whole split; a hint with no effect
+/// on any result.
+pub(crate) fn prefetch_images(images: PixelsRef<'_>, indices: &[usize]) {
+    for &i in indices {
+        match images {
+            PixelsRef::Bytes(bytes) => prefetch(&bytes[i * INPUT..][..INPUT]),
+            PixelsRef::Floats(values) => prefetch(&values[i * INPUT..][..INPUT]),
         }
     }
 }

@@ -11,7 +11,7 @@
 // The kernels index several arrays with one index, as the maths does.
 #![allow(clippy::needless_range_loop)]
 
-use super::simd::{Level, MulAdd, dispatch_fma};
+use super::simd::{Level, MulAdd, dispatch_fma, nonzero_bits};
 use crate::INPUT;
 
 /// 64-bit words in one image's mask.
@@ -51,6 +51,34 @@ impl PixelMasks {
                     .fold(0, |bits, (j, &p)| bits | (u64::from(p != 0.0) << j));
                 self.nonzero += word.count_ones() as usize;
             }
+            self.masks.push(mask);
+        }
+    }
+
+    /// The masks of the 8-bit images at `indices` of `pixels` (`[N, 784]`),
+    /// replacing what was here: the masks [`PixelMasks::refill`] makes of
+    /// the same images widened to floats (a byte is 0 exactly where its
+    /// value `p / 255` is), at a fraction of the cost.
+    ///
+    /// # Panics
+    /// If an index is past the images (a caller bug).
+    pub fn refill_from_bytes(&mut self, pixels: &[u8], indices: &[usize]) {
+        const FULL_WORDS: usize = INPUT / 64;
+        self.masks.clear();
+        self.nonzero = 0;
+        for &i in indices {
+            let image = &pixels[i * INPUT..][..INPUT];
+            let (full, tail) = image.as_chunks::<64>();
+            let mut mask = [0u64; WORDS];
+            for (word, bytes) in mask.iter_mut().zip(full) {
+                *word = nonzero_bits(bytes);
+            }
+            if !tail.is_empty() {
+                let mut last = [0u8; 64];
+                last[..tail.len()].copy_from_slice(tail);
+                mask[FULL_WORDS] = nonzero_bits(&last);
+            }
+            self.nonzero += mask.iter().map(|w| w.count_ones() as usize).sum::<usize>();
             self.masks.push(mask);
         }
     }
@@ -168,15 +196,43 @@ fn masked_transposed_times<M: MulAdd, const W: usize, const R: usize>(
     out.fill([0.0; W]);
     let rows = images.as_chunks::<INPUT>().0;
     let c = c.as_chunks::<W>().0;
-    for ((image, mask), c) in rows.iter().zip(&masks.masks).zip(c) {
-        for (word, &bits) in mask.iter().enumerate() {
-            for t in pixels_in(word, bits) {
-                let s = image[t];
-                let row = &mut out[t];
+    let masks = &masks.masks[..];
+    let n = rows.len().min(masks.len()).min(c.len());
+    let full = n / R * R;
+    for i in (0..full).step_by(R) {
+        scatter_rows::<M, W, R>(
+            std::array::from_fn(|r| &rows[i + r]),
+            std::array::from_fn(|r| &masks[i + r]),
+            std::array::from_fn(|r| &c[i + r]),
+            out,
+        );
+    }
+    for i in full..n {
+        scatter_rows::<M, W, 1>([&rows[i]], [&masks[i]], [&c[i]], out);
+    }
+}
+
+/// `out[t] += Σ_r rows[r][t] · c[r]` for the pixels `t` nonzero in any of
+/// the `R` rows, the rows' terms in ascending row order.
+#[inline(always)]
+fn scatter_rows<M: MulAdd, const W: usize, const R: usize>(
+    rows: [&[f32; INPUT]; R],
+    masks: [&[u64; WORDS]; R],
+    c: [&[f32; W]; R],
+    out: &mut [[f32; W]; INPUT],
+) {
+    let c: [[f32; W]; R] = std::array::from_fn(|r| *c[r]);
+    for word in 0..WORDS {
+        let any = masks.iter().fold(0, |any, mask| any | mask[word]);
+        for t in pixels_in(word, any) {
+            let mut acc = out[t];
+            for r in 0..R {
+                let s = rows[r][t];
                 for w in 0..W {
-                    row[w] = M::mul_add(s, c[w], row[w]);
+                    acc[w] = M::mul_add(s, c[r][w], acc[w]);
                 }
             }
+            out[t] = acc;
         }
     }
 }
@@ -291,6 +347,34 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn masks_of_bytes_are_the_masks_of_their_floats() {
+        // Every byte value somewhere, zeros in runs and alone, at every
+        // position of a 64-pixel word and in the last, short word.
+        let pixels: Vec<u8> = (0..5 * INPUT)
+            .map(|i| match i % 7 {
+                0 | 3 => 0,
+                _ => (i * 37 % 256) as u8,
+            })
+            .collect();
+        let indices = [4, 0, 2, 2];
+        let floats: Vec<f32> = indices
+            .iter()
+            .flat_map(|&i| &pixels[i * INPUT..][..INPUT])
+            .map(|&p| ae_store::byte_value(p))
+            .collect();
+        let (mut from_floats, mut from_bytes) = (PixelMasks::new(), PixelMasks::new());
+        from_floats.refill(&floats);
+        from_bytes.refill_from_bytes(&pixels, &indices);
+        assert_eq!(from_bytes.masks, from_floats.masks);
+        assert_eq!(from_bytes.nonzero, from_floats.nonzero);
+        from_bytes.refill_from_bytes(&vec![0; INPUT], &[0]);
+        assert_eq!(from_bytes.masks, [[0; WORDS]]);
+        from_bytes.refill_from_bytes(&vec![1; INPUT], &[0]);
+        assert_eq!(from_bytes.nonzero, INPUT);
+        assert_eq!(from_bytes.masks[0][WORDS - 1], (1 << (INPUT % 64)) - 1);
     }
 
     #[test]

@@ -46,6 +46,7 @@ use ae_model::kernels::Isa;
 use ae_model::{INPUT, Params};
 use ae_store::PixelsRef;
 
+use crate::batches::prefetch_images;
 use crate::engine::{AdamSettings, TrainEngine};
 use adam::AdamState;
 use handoff::{StopOnDrop, spin_until};
@@ -217,6 +218,9 @@ impl FusedEngine {
                     // The gather reads no weight: it overlaps the main
                     // thread's encoder update.
                     worker.gather(images, second);
+                    if let Some(next) = order.chunks(batch_size).nth(step + 1) {
+                        prefetch_images(images, halves(next).1);
+                    }
                     // The encoder as the main thread left it after the last
                     // step (which has read this half's last gradients).
                     if !spin_until(encoded, step, stop) {
@@ -252,6 +256,9 @@ impl FusedEngine {
                     // The gather and the encoder (this thread's own update)
                     // overlap the helper's decoder update.
                     worker.gather(images, first);
+                    if let Some(next) = order.chunks(batch_size).nth(step + 1) {
+                        prefetch_images(images, halves(next).0);
+                    }
                     worker.encode_batch(&read(encoder));
                     // The decoder as the helper left it after the last step
                     // (which has read this half's last gradients).

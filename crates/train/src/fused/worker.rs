@@ -63,12 +63,11 @@ impl Worker {
         }
     }
 
-    /// H = relu(X W1ᵀ + b1) for `rows` images, into the first rows of
-    /// `hidden`; also the images' pixel masks, for the sparse kernels.
+    /// H = relu(X W1ᵀ + b1) for the `rows` images gathered, whose pixel
+    /// masks are in `masks`, into the first rows of `hidden`.
     fn encode(&mut self, encoder: &Encoder, images: &[f32], rows: usize) {
         let l = self.latent;
         let hidden = &mut self.hidden[..rows * l];
-        refill_masks(self.isa, &mut self.masks, images);
         if self.masks.worth_it() {
             masked_product(self.isa, l, images, &self.masks, &encoder.weight_t, hidden);
         } else {
@@ -102,9 +101,15 @@ impl Worker {
         self.gradients(decoder, scale, grads)
     }
 
-    /// Phase 1, which reads no weight: the images at `indices`, as f32.
+    /// Phase 1, which reads no weight: the images at `indices`, as f32,
+    /// and their pixel masks for the sparse kernels (from the bytes, where
+    /// the images are bytes).
     pub(super) fn gather(&mut self, images: PixelsRef<'_>, indices: &[usize]) {
         gather(self.isa, images, indices, &mut self.batch);
+        match images {
+            PixelsRef::Bytes(bytes) => self.masks.refill_from_bytes(bytes, indices),
+            PixelsRef::Floats(_) => refill_masks(self.isa, &mut self.masks, &self.batch),
+        }
         self.rows = indices.len();
         self.reserve_rows(self.rows);
     }
@@ -195,12 +200,15 @@ impl Worker {
         decoder: &Decoder,
         images: PixelsRef<'_>,
     ) -> f64 {
+        let every_row: Vec<usize> = (0..EVAL_ROWS).collect();
         let mut total = 0.0;
-        let mut converted = std::mem::take(&mut self.batch);
-        images.for_each_chunk(EVAL_ROWS, &mut converted, |chunk| {
-            let rows = chunk.len() / INPUT;
-            self.reserve_rows(rows);
-            self.encode(encoder, chunk, rows);
+        let mut rest = images;
+        while !rest.is_empty() {
+            let (chunk, after) = rest.split_at_image(EVAL_ROWS.min(rest.images()));
+            rest = after;
+            self.gather(chunk, &every_row[..chunk.images()]);
+            self.encode_batch(encoder);
+            let rows = self.rows;
             let row_sums = &mut self.row_sums[..rows];
             decode_squared_errors(
                 self.isa,
@@ -208,12 +216,11 @@ impl Worker {
                 self.latent,
                 &decoder.weight_t,
                 &decoder.bias,
-                chunk,
+                &self.batch[..rows * INPUT],
                 row_sums,
             );
             total += row_sums.iter().map(|&s| f64::from(s)).sum::<f64>();
-        });
-        self.batch = converted;
+        }
         total
     }
 }
