@@ -159,11 +159,11 @@ trait Epilogue {
     fn tile<M: MulAdd>(&mut self, row: usize, c0: usize, z: &[f32]);
 }
 
-/// Sigmoid, squared error and the output gradient G2 of a training step.
+/// Sigmoid, squared error and the output gradient G2 of a training step
+/// (without the loss's constant factor).
 struct OutputPass<'a> {
     images: &'a [f32],
     bias: &'a [f32],
-    scale: f32,
     grad_output: &'a mut [f32],
     grad_bias: &'a mut [f32],
     row_lanes: &'a mut [[f32; TAIL]],
@@ -185,7 +185,7 @@ impl Epilogue for OutputPass<'_> {
                 let y = sigmoid::<M>(z[j] + b[j]);
                 let diff = y - x[j];
                 lanes[k] = M::mul_add(diff, diff, lanes[k]);
-                let grad = self.scale * diff * y * (1.0 - y);
+                let grad = diff * y * (1.0 - y);
                 g[j] = grad;
                 gb[j] += grad;
             }
@@ -357,9 +357,12 @@ dispatch_fma! {
 
 dispatch_fma! {
     /// The decoder and the output pass of a training step, fused: for the
-    /// hidden rows, y = sigmoid(H W2ᵀ + b2); G2 = scale · (y - x) · y · (1 - y)
+    /// hidden rows, y = sigmoid(H W2ᵀ + b2); G2 = (y - x) · y · (1 - y)
     /// into `grad_output` and summed over rows into `grad_bias`; each row's
-    /// squared error into `row_sums`.
+    /// squared error into `row_sums`. G2 leaves out the constant factor
+    /// of d(loss)/dy, 2 / (rows × 784) for a mean squared error: the
+    /// caller applies it once to the weight gradients instead of here to
+    /// every element (one multiply of the ten a pass is bound by).
     pub fn decode_output_pass<M>(
         level,
         hidden: &[f32],
@@ -367,14 +370,13 @@ dispatch_fma! {
         decoder_t: &[f32],
         bias: &[f32],
         images: &[f32],
-        scale: f32,
         grad_output: &mut [f32],
         grad_bias: &mut [f32],
         row_sums: &mut [f32]
     ) -> () {
         grad_bias.fill(0.0);
         let mut row_lanes = vec![[0.0; TAIL]; row_sums.len()];
-        let mut pass = OutputPass { images, bias, scale, grad_output, grad_bias, row_lanes: &mut row_lanes };
+        let mut pass = OutputPass { images, bias, grad_output, grad_bias, row_lanes: &mut row_lanes };
         by_level!(level, M, hidden, latent, decoder_t, &mut pass);
         sum_lanes(&row_lanes, row_sums)
     }
@@ -506,23 +508,13 @@ mod tests {
                 let bias = values(INPUT, 3);
                 let images: Vec<f32> = values(rows * INPUT, 4).iter().map(|v| v + 0.5).collect();
                 let z = reference(&hidden, &decoder_t, rows, latent, INPUT);
-                let scale = 0.01f64;
                 let (mut g2, mut gb, mut sums) = (
                     vec![f32::NAN; rows * INPUT],
                     vec![f32::NAN; INPUT],
                     vec![f32::NAN; rows],
                 );
                 decode_output_pass(
-                    isa,
-                    &hidden,
-                    latent,
-                    &decoder_t,
-                    &bias,
-                    &images,
-                    scale as f32,
-                    &mut g2,
-                    &mut gb,
-                    &mut sums,
+                    isa, &hidden, latent, &decoder_t, &bias, &images, &mut g2, &mut gb, &mut sums,
                 );
                 let mut want_g2 = vec![0.0; rows * INPUT];
                 let mut want_gb = vec![0.0; INPUT];
@@ -531,7 +523,7 @@ mod tests {
                     let y = 1.0 / (1.0 + (-(z + f64::from(bias[idx % INPUT]))).exp());
                     let diff = y - f64::from(images[idx]);
                     want_sums[idx / INPUT] += diff * diff;
-                    want_g2[idx] = scale * diff * y * (1.0 - y);
+                    want_g2[idx] = diff * y * (1.0 - y);
                     want_gb[idx % INPUT] += want_g2[idx];
                 }
                 let mut plain = vec![f32::NAN; rows * INPUT];

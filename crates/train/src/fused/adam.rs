@@ -24,20 +24,25 @@ impl<const N: usize> AdamState<N> {
         }
     }
 
-    /// One Adam step on `params` with the gradient `first + second` (the
-    /// two halves of a batch, summed element by element in that order), as
-    /// Keras computes it: `m += (g - m)(1 - β1)`, `v += (g² - v)(1 - β2)`,
+    /// One Adam step on `params` with the gradient `g = (first + second)
+    /// · scale` (the two halves of a batch, summed element by element in
+    /// that order, times the loss's constant factor that they leave out),
+    /// as Keras computes it: `m += (g - m)(1 - β1)`, `v += (g² - v)(1 - β2)`,
     /// `p -= α_t m / (√v + ε)`; compiled for `isa`'s vector width (the
-    /// arithmetic, and so the result, is the same on every path).
+    /// arithmetic, and so the result, is the same on every path). The
+    /// multiply by `scale` costs nothing measurable here, where the square
+    /// root and the division set the pace.
     pub(super) fn update(
         &mut self,
         isa: Isa,
         params: [&mut [f32]; N],
         first: [&[f32]; N],
         second: [&[f32]; N],
+        scale: f32,
     ) {
         self.t += 1;
         let step = Step {
+            scale,
             alpha: self.settings.step_size(self.t) as f32,
             b1: (1.0 - self.settings.beta1) as f32,
             b2: (1.0 - self.settings.beta2) as f32,
@@ -57,6 +62,7 @@ impl<const N: usize> AdamState<N> {
 /// One step's constants.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Step {
+    scale: f32,
     alpha: f32,
     b1: f32,
     b2: f32,
@@ -75,11 +81,17 @@ dispatch_fma! {
         step: Step
     ) -> () {
         let _ = level;
-        let Step { alpha, b1, b2, eps } = step;
+        let Step {
+            scale,
+            alpha,
+            b1,
+            b2,
+            eps,
+        } = step;
         let n = p.len();
         let (first, second, m, v) = (&first[..n], &second[..n], &mut m[..n], &mut v[..n]);
         for i in 0..n {
-            let g = first[i] + second[i];
+            let g = (first[i] + second[i]) * scale;
             m[i] += (g - m[i]) * b1;
             v[i] += (g * g - v[i]) * b2;
             p[i] -= alpha * m[i] / (v[i].sqrt() + eps);

@@ -127,18 +127,28 @@ impl FusedEngine {
     }
 
     /// The gradients of the mean squared error over the images at `indices`
-    /// at the current weights (no step taken).
+    /// at the current weights (no step taken), as Adam computes them.
     pub fn gradients(&mut self, images: PixelsRef<'_>, indices: &[usize]) -> Params {
         self.batch_gradients(images, indices);
         let [h0, h1] = &mut self.half_grads;
         let mut sum = h0.get_mut().expect("not poisoned").grads.clone();
         add_into(&mut sum, &h1.get_mut().expect("not poisoned").grads);
+        let scale = loss_scale(indices.len());
+        for tensor in [
+            &mut sum.encoder_weight,
+            &mut sum.encoder_bias,
+            &mut sum.decoder_weight,
+            &mut sum.decoder_bias,
+        ] {
+            tensor.iter_mut().for_each(|g| *g *= scale);
+        }
         weights::grads_to_model_layout(&sum)
     }
 
     /// One step on one thread: both halves, then Adam. Returns the batch loss.
     fn step_single(&mut self, images: PixelsRef<'_>, indices: &[usize]) -> f64 {
         let loss = self.batch_gradients(images, indices);
+        let scale = loss_scale(indices.len());
         let [h0, h1] = &self.half_grads;
         let (g0, g1) = (
             &h0.read().expect("not poisoned").grads,
@@ -148,15 +158,15 @@ impl FusedEngine {
             self.isa,
             &mut self.adam_encoder,
             self.encoder.get_mut().expect("not poisoned"),
-            g0,
-            g1,
+            [g0, g1],
+            scale,
         );
         update_decoder(
             self.isa,
             &mut self.adam_decoder,
             self.decoder.get_mut().expect("not poisoned"),
-            g0,
-            g1,
+            [g0, g1],
+            scale,
         );
         loss
     }
@@ -165,7 +175,6 @@ impl FusedEngine {
     /// work as on two threads). Returns the batch loss.
     fn batch_gradients(&mut self, images: PixelsRef<'_>, indices: &[usize]) -> f64 {
         let (first, second) = halves(indices);
-        let scale = loss_scale(indices.len());
         let encoder = self.encoder.get_mut().expect("not poisoned");
         let decoder = self.decoder.get_mut().expect("not poisoned");
         let [w0, w1] = &mut self.workers;
@@ -178,8 +187,8 @@ impl FusedEngine {
             &mut h0.get_mut().expect("not poisoned").grads,
             &mut h1.get_mut().expect("not poisoned").grads,
         );
-        let sum = w0.half_gradients(encoder, decoder, images, first, scale, h0)
-            + w1.half_gradients(encoder, decoder, images, second, scale, h1);
+        let sum = w0.half_gradients(encoder, decoder, images, first, h0)
+            + w1.half_gradients(encoder, decoder, images, second, h1);
         sum / (indices.len() * INPUT) as f64
     }
 
@@ -242,11 +251,7 @@ impl FusedEngine {
                     }
                     {
                         let mut half = half_grads[1].write().expect("not poisoned");
-                        half.loss_sum = worker.gradients(
-                            &read(decoder),
-                            loss_scale(indices.len()),
-                            &mut half.grads,
-                        );
+                        half.loss_sum = worker.gradients(&read(decoder), &mut half.grads);
                     }
                     halves_done[1].store(step + 1, Ordering::Release);
                     if !spin_until(&halves_done[0], step + 1, stop) {
@@ -255,7 +260,9 @@ impl FusedEngine {
                     {
                         let (h0, h1) = (read(&half_grads[0]), read(&half_grads[1]));
                         let mut dec = decoder.write().expect("not poisoned");
-                        step_decoder(isa, adam_decoder, &mut dec, &h0.grads, &h1.grads);
+                        let halves = [&h0.grads, &h1.grads];
+                        let scale = loss_scale(indices.len());
+                        step_decoder(isa, adam_decoder, &mut dec, halves, scale);
                     }
                     stepped.store(step + 1, Ordering::Release);
                 }
@@ -285,7 +292,7 @@ impl FusedEngine {
                     }
                     worker.encode_batch(&read(encoder));
                     let mut half = half_grads[0].write().expect("not poisoned");
-                    worker.gradients(&read(decoder), loss_scale(indices.len()), &mut half.grads)
+                    worker.gradients(&read(decoder), &mut half.grads)
                 };
                 halves_done[0].store(step + 1, Ordering::Release);
                 let wait = Instant::now();
@@ -295,7 +302,9 @@ impl FusedEngine {
                     let (h0, h1) = (read(&half_grads[0]), read(&half_grads[1]));
                     loss_sum += (own + h1.loss_sum) / (indices.len() * INPUT) as f64;
                     let mut enc = encoder.write().expect("not poisoned");
-                    update_encoder(isa, adam_encoder, &mut enc, &h0.grads, &h1.grads);
+                    let halves = [&h0.grads, &h1.grads];
+                    let scale = loss_scale(indices.len());
+                    update_encoder(isa, adam_encoder, &mut enc, halves, scale);
                 }
                 encoded.store(step + 1, Ordering::Release);
             }
@@ -331,48 +340,52 @@ fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
     lock.read().expect("no thread panics holding a lock")
 }
 
-/// Adam on the encoder with the batch gradient `g0 + g1`.
+/// Adam on the encoder with the batch gradient `(g0 + g1) · scale` (the
+/// halves leave out the loss's constant factor, [`loss_scale`]).
 fn update_encoder(
     isa: Isa,
     adam: &mut AdamState<2>,
     encoder: &mut Encoder,
-    g0: &Params,
-    g1: &Params,
+    [g0, g1]: [&Params; 2],
+    scale: f32,
 ) {
     adam.update(
         isa,
         [&mut encoder.weight_t, &mut encoder.bias],
         [&g0.encoder_weight, &g0.encoder_bias],
         [&g1.encoder_weight, &g1.encoder_bias],
+        scale,
     );
 }
 
-/// Adam on the decoder with the batch gradient `g0 + g1`, then W2ᵀ again.
+/// Adam on the decoder with the batch gradient `(g0 + g1) · scale`, then
+/// W2ᵀ again.
 fn update_decoder(
     isa: Isa,
     adam: &mut AdamState<2>,
     decoder: &mut Decoder,
-    g0: &Params,
-    g1: &Params,
+    halves: [&Params; 2],
+    scale: f32,
 ) {
-    step_decoder(isa, adam, decoder, g0, g1);
+    step_decoder(isa, adam, decoder, halves, scale);
     decoder.refresh();
 }
 
-/// Adam on W2 and b2 with the batch gradient `g0 + g1`, leaving W2ᵀ stale
-/// ([`Decoder::refresh`] brings it up to date).
+/// Adam on W2 and b2 with the batch gradient `(g0 + g1) · scale`, leaving
+/// W2ᵀ stale ([`Decoder::refresh`] brings it up to date).
 fn step_decoder(
     isa: Isa,
     adam: &mut AdamState<2>,
     decoder: &mut Decoder,
-    g0: &Params,
-    g1: &Params,
+    [g0, g1]: [&Params; 2],
+    scale: f32,
 ) {
     adam.update(
         isa,
         [&mut decoder.weight, &mut decoder.bias],
         [&g0.decoder_weight, &g0.decoder_bias],
         [&g1.decoder_weight, &g1.decoder_bias],
+        scale,
     );
 }
 

@@ -81,9 +81,10 @@ impl Worker {
     }
 
     /// This half's share of the gradients of a batch's mean squared error,
-    /// into `grads`, in the engine's layout (the encoder weight's gradient
-    /// transposed, see [`Encoder`]); `scale` is 2 / (rows in the whole
-    /// batch × 784).
+    /// without its constant factor 2 / (rows in the whole batch × 784)
+    /// (the engine applies it to the sum of the halves), into `grads`, in
+    /// the engine's layout (the encoder weight's gradient transposed, see
+    /// [`Encoder`]).
     /// Returns the half's sum of squared errors. An empty half gives zeros.
     /// The three phases one after another; on two threads the engine waits
     /// for each weight only before the phase that reads it.
@@ -93,12 +94,11 @@ impl Worker {
         decoder: &Decoder,
         images: PixelsRef<'_>,
         indices: &[usize],
-        scale: f32,
         grads: &mut Params,
     ) -> f64 {
         self.gather(images, indices);
         self.encode_batch(encoder);
-        self.gradients(decoder, scale, grads)
+        self.gradients(decoder, grads)
     }
 
     /// Phase 1, which reads no weight: the images at `indices`, as f32,
@@ -123,7 +123,7 @@ impl Worker {
 
     /// Phase 3, which reads the decoder: the gradients of the gathered and
     /// encoded half (see [`Worker::half_gradients`]).
-    pub(super) fn gradients(&mut self, decoder: &Decoder, scale: f32, grads: &mut Params) -> f64 {
+    pub(super) fn gradients(&mut self, decoder: &Decoder, grads: &mut Params) -> f64 {
         let rows = self.rows;
         let l = self.latent;
         let batch = std::mem::take(&mut self.batch);
@@ -139,7 +139,6 @@ impl Worker {
             &decoder.weight_t,
             &decoder.bias,
             &batch,
-            scale,
             output,
             &mut grads.decoder_bias,
             row_sums,
