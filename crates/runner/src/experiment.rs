@@ -1,8 +1,8 @@
 //! An experiment ready to run: its resolved config, its run directory,
 //! where its dataset files are, and what the global flags let it use.
 
-use std::cell::Cell;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use ae_store::{Cache, Env, RunDir, files};
 use anyhow::Context;
@@ -36,7 +36,7 @@ pub(crate) struct Experiment {
     /// Where stage outputs are shared with other runs; see [`Experiment::cache`].
     cache: Option<Cache>,
     /// Set once the cache has failed: the rest of the run goes without it.
-    cache_failed: Cell<bool>,
+    cache_failed: AtomicBool,
     /// Whether every file is read again to check its digest (`--verify`),
     /// rather than trusted while its stamp is the one recorded.
     pub(crate) verify: bool,
@@ -82,21 +82,23 @@ impl Experiment {
                 threads: workspace.threads,
             },
             cache: workspace.cache.clone(),
-            cache_failed: Cell::new(false),
+            cache_failed: AtomicBool::new(false),
             verify: false,
         }
     }
 
     /// The stage cache, unless disabled or failed earlier in this run.
     pub(crate) fn cache(&self) -> Option<&Cache> {
-        self.cache.as_ref().filter(|_| !self.cache_failed.get())
+        self.cache
+            .as_ref()
+            .filter(|_| !self.cache_failed.load(Ordering::Relaxed))
     }
 
     /// Goes on without the cache after it failed with `err`: the cache only
     /// saves time, so its failure is a warning (once per run), not an error.
     pub(crate) fn cache_failed(&self, err: ae_store::StoreError) {
         if let Some(cache) = &self.cache
-            && !self.cache_failed.replace(true)
+            && !self.cache_failed.swap(true, Ordering::Relaxed)
         {
             tracing::warn!(
                 "cannot use the cache {}, going on without it: {:#}",

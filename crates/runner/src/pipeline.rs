@@ -78,105 +78,119 @@ pub(crate) fn run_plan(
     // when a later stage takes it as an input.
     let mut produced_here = Manifest::default();
     let mut upstream_pending: Option<Stage> = None;
-    for (stage, forced) in steps {
-        let stage = *stage;
-        let bound = exp.stage(stage);
-        let _span = stage.span().entered();
-        let observe::Assessment {
-            decision,
-            params,
-            inputs,
-        } = observe::assess(stage, exp, &manifest, forced.as_deref(), holder)?;
-        let reason = match decision {
-            Decision::Fresh => {
-                let note = match (mode, upstream_pending) {
-                    (Mode::Run, _) | (_, None) => String::new(),
-                    (_, Some(up)) => format!("unless `{}` writes different outputs", up.name()),
-                };
-                say(stage, "fresh", &note);
-                continue;
+    std::thread::scope(|scope| -> anyhow::Result<()> {
+        // The last stage's copy into the cache, which goes on while the next
+        // stage runs (joined before the next copy starts, and at the end).
+        let mut caching = Caching::new(scope, exp);
+        for (stage, forced) in steps {
+            let stage = *stage;
+            let bound = exp.stage(stage);
+            let _span = stage.span().entered();
+            let observe::Assessment {
+                decision,
+                params,
+                inputs,
+            } = observe::assess(stage, exp, &manifest, forced.as_deref(), holder)?;
+            let reason = match decision {
+                Decision::Fresh => {
+                    let note = match (mode, upstream_pending) {
+                        (Mode::Run, _) | (_, None) => String::new(),
+                        (_, Some(up)) => format!("unless `{}` writes different outputs", up.name()),
+                    };
+                    say(stage, "fresh", &note);
+                    continue;
+                }
+                Decision::Run(reason) => reason,
+            };
+            match mode {
+                Mode::DryRun => {
+                    say(stage, "would run", &reason);
+                    upstream_pending.get_or_insert(stage);
+                    continue;
+                }
+                Mode::Status => {
+                    say(stage, "stale", &reason);
+                    upstream_pending.get_or_insert(stage);
+                    continue;
+                }
+                Mode::Run => {}
             }
-            Decision::Run(reason) => reason,
-        };
-        match mode {
-            Mode::DryRun => {
-                say(stage, "would run", &reason);
-                upstream_pending.get_or_insert(stage);
-                continue;
+            // A stage whose inputs are missing has not failed: it cannot start.
+            check_inputs(bound, exp)?;
+            if let Upstream::Checked { allow_stale } = upstream {
+                check_upstream(bound, exp, &manifest, allow_stale)?;
             }
-            Mode::Status => {
-                say(stage, "stale", &reason);
-                upstream_pending.get_or_insert(stage);
-                continue;
+            // Recorded as running first: if this process dies, the next run
+            // knows the outputs are not to be trusted.
+            let mut record = StageRecord {
+                status: StageStatus::Running,
+                fingerprint: String::new(),
+                config: params.clone(),
+                version: PIPELINE_VERSION.to_string(),
+                started_at: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
+                seconds: 0.0,
+                inputs: inputs.clone().unwrap_or_default(),
+                outputs: Vec::new(),
+                error: None,
+                restored: false,
+            };
+            manifest
+                .stages
+                .insert(stage.name().to_string(), record.clone());
+            manifest.save(&manifest_path)?;
+            tracing::info!("started: {reason}");
+            let clock = Instant::now();
+            let result = produce(
+                bound,
+                exp,
+                &params,
+                &produced_here,
+                forced.is_some(),
+                &mut caching,
+            );
+            record.seconds = clock.elapsed().as_secs_f64();
+            match &result {
+                Ok(done) => {
+                    record.status = StageStatus::Ok;
+                    record.fingerprint = done.fingerprint.clone();
+                    record.inputs = done.inputs.clone();
+                    record.outputs = done.outputs.clone();
+                    record.restored = done.computed_in.is_some();
+                }
+                Err(err) => {
+                    record.status = StageStatus::Failed;
+                    record.error = Some(format!("{err:#}"));
+                }
             }
-            Mode::Run => {}
+            manifest
+                .stages
+                .insert(stage.name().to_string(), record.clone());
+            manifest.save(&manifest_path)?;
+            let done = result.with_context(|| format!("stage `{}` failed", stage.name()))?;
+            produced_here
+                .stages
+                .insert(stage.name().to_string(), record.clone());
+            for line in &done.lines {
+                // On stdout as the result; in run.log too, but not twice on a terminal.
+                tracing::info!(target: crate::logging::LOG_FILE_ONLY, "{line}");
+                output::line(line);
+            }
+            match done.computed_in {
+                Some(seconds) => {
+                    tracing::info!(
+                        "restored from the cache ({reason}); computing it took {seconds:.2} s"
+                    );
+                    say(stage, "restored", &format!("{reason} (from the cache)"));
+                }
+                None => {
+                    tracing::info!("finished in {:.2} s", record.seconds);
+                    say(stage, "ran", &format!("{reason} ({:.1} s)", record.seconds));
+                }
+            }
         }
-        // A stage whose inputs are missing has not failed: it cannot start.
-        check_inputs(bound, exp)?;
-        if let Upstream::Checked { allow_stale } = upstream {
-            check_upstream(bound, exp, &manifest, allow_stale)?;
-        }
-        // Recorded as running first: if this process dies, the next run
-        // knows the outputs are not to be trusted.
-        let mut record = StageRecord {
-            status: StageStatus::Running,
-            fingerprint: String::new(),
-            config: params.clone(),
-            version: PIPELINE_VERSION.to_string(),
-            started_at: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
-            seconds: 0.0,
-            inputs: inputs.clone().unwrap_or_default(),
-            outputs: Vec::new(),
-            error: None,
-            restored: false,
-        };
-        manifest
-            .stages
-            .insert(stage.name().to_string(), record.clone());
-        manifest.save(&manifest_path)?;
-        tracing::info!("started: {reason}");
-        let clock = Instant::now();
-        let result = produce(bound, exp, &params, &produced_here, forced.is_some());
-        record.seconds = clock.elapsed().as_secs_f64();
-        match &result {
-            Ok(done) => {
-                record.status = StageStatus::Ok;
-                record.fingerprint = done.fingerprint.clone();
-                record.inputs = done.inputs.clone();
-                record.outputs = done.outputs.clone();
-                record.restored = done.computed_in.is_some();
-            }
-            Err(err) => {
-                record.status = StageStatus::Failed;
-                record.error = Some(format!("{err:#}"));
-            }
-        }
-        manifest
-            .stages
-            .insert(stage.name().to_string(), record.clone());
-        manifest.save(&manifest_path)?;
-        let done = result.with_context(|| format!("stage `{}` failed", stage.name()))?;
-        produced_here
-            .stages
-            .insert(stage.name().to_string(), record.clone());
-        for line in &done.lines {
-            // On stdout as the result; in run.log too, but not twice on a terminal.
-            tracing::info!(target: crate::logging::LOG_FILE_ONLY, "{line}");
-            output::line(line);
-        }
-        match done.computed_in {
-            Some(seconds) => {
-                tracing::info!(
-                    "restored from the cache ({reason}); computing it took {seconds:.2} s"
-                );
-                say(stage, "restored", &format!("{reason} (from the cache)"));
-            }
-            None => {
-                tracing::info!("finished in {:.2} s", record.seconds);
-                say(stage, "ran", &format!("{reason} ({:.1} s)", record.seconds));
-            }
-        }
-    }
+        caching.finish();
+        Ok(())
+    })?;
     if mode == Mode::Run && agrees_with_config(exp, &manifest)? {
         exp.write_resolved_config()?;
     }
@@ -271,12 +285,13 @@ struct Produced {
 /// `produced_here` alone (the records this process made), so that no digest
 /// recorded elsewhere (a manifest edited by hand) reaches this stage's
 /// record or fingerprint unchecked: any other input is read again.
-fn produce(
+fn produce<'scope>(
     bound: &dyn BoundStage,
-    exp: &Experiment,
+    exp: &'scope Experiment,
     params: &Value,
     produced_here: &Manifest,
     forced: bool,
+    caching: &mut Caching<'scope, '_>,
 ) -> anyhow::Result<Produced> {
     let name = bound.stage().name();
     let inputs = observe::inputs(bound, exp, produced_here)?;
@@ -331,10 +346,9 @@ fn produce(
             None => Some(cache.lock(&fingerprint)),
         };
         match lock.transpose() {
-            Ok(_lock) => {
-                if let Err(err) = cache.put(name, &fingerprint, seconds, &exp.run, &outputs) {
-                    exp.cache_failed(err);
-                }
+            Ok(lock) => {
+                let held = lock.or(locked.map(|(_, _, lock)| lock));
+                caching.put(cache, held, name, &fingerprint, seconds, &outputs);
             }
             Err(err) => exp.cache_failed(err),
         }
@@ -346,6 +360,60 @@ fn produce(
         computed_in: None,
         lines,
     })
+}
+
+/// Copies stage outputs into the cache on a thread of their own, one stage
+/// at a time, so that the copy (tens of megabytes for the data splits and
+/// the reconstructions) overlaps the next stage instead of adding to the
+/// run. The cache only saves time: a failed copy is a warning, and the run
+/// goes on without the cache from then on.
+struct Caching<'scope, 'env> {
+    scope: &'scope std::thread::Scope<'scope, 'env>,
+    exp: &'scope Experiment,
+    pending: Option<std::thread::ScopedJoinHandle<'scope, Result<(), StoreError>>>,
+}
+
+impl<'scope, 'env> Caching<'scope, 'env> {
+    fn new(scope: &'scope std::thread::Scope<'scope, 'env>, exp: &'scope Experiment) -> Self {
+        Self {
+            scope,
+            exp,
+            pending: None,
+        }
+    }
+
+    /// Puts `outputs` of stage `name` in `cache` under `fingerprint`, after
+    /// the previous copy has finished, holding the fingerprint's `lock`
+    /// (when there is one) until it is done.
+    fn put(
+        &mut self,
+        cache: &'scope Cache,
+        lock: Option<std::fs::File>,
+        name: &str,
+        fingerprint: &str,
+        seconds: f64,
+        outputs: &[FileRecord],
+    ) {
+        self.finish();
+        let (name, fingerprint, outputs) =
+            (name.to_string(), fingerprint.to_string(), outputs.to_vec());
+        let run = &self.exp.run;
+        self.pending = Some(self.scope.spawn(move || {
+            let _lock = lock;
+            cache.put(&name, &fingerprint, seconds, run, &outputs)
+        }));
+    }
+
+    /// Waits for the copy under way, if any, and reports its failure.
+    fn finish(&mut self) {
+        if let Some(copy) = self.pending.take() {
+            match copy.join() {
+                Ok(Ok(())) => {}
+                Ok(Err(err)) => self.exp.cache_failed(err),
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        }
+    }
 }
 
 /// The stage's outputs restored from the cache entry of `fingerprint`, and
