@@ -62,10 +62,40 @@ pub fn kernel_path() -> &'static str {
 }
 
 /// The share of a two-thread epoch the main thread may spend waiting for the
-/// helper before the engine concludes the helper is starved. Measured on the
+/// helper before the engine counts the epoch as starved. Measured on the
 /// 2-core development machine: 1–11 % idle; 71 % with two busy processes
 /// beside it, where one thread then ran 3× faster than two had.
 const STARVED_WAIT_SHARE: f64 = 0.5;
+
+/// Starved epochs in a row, and the wait they add up to, before the engine
+/// concludes that the helper has lost its core and goes on with one
+/// thread. A moment's contention is not that: while the pipeline copied the
+/// data stage's splits into the cache, four 5-ms epochs of a 5,000-image
+/// training each waited 40-80 % of their time, and then none did.
+const STARVED_EPOCHS: usize = 3;
+const STARVED_WAIT: Duration = Duration::from_millis(100);
+
+/// The run of starved two-thread epochs so far.
+#[derive(Debug, Default)]
+struct Starvation {
+    epochs: usize,
+    waited: Duration,
+}
+
+impl Starvation {
+    /// Counts an epoch in which the main thread waited `waited`, `share` of
+    /// the epoch, for its helper; true once the helper has been starved for
+    /// [`STARVED_EPOCHS`] epochs in a row and [`STARVED_WAIT`] in all.
+    fn starved_after(&mut self, share: f64, waited: Duration) -> bool {
+        if share > STARVED_WAIT_SHARE {
+            self.epochs += 1;
+            self.waited += waited;
+        } else {
+            *self = Self::default();
+        }
+        self.epochs >= STARVED_EPOCHS && self.waited >= STARVED_WAIT
+    }
+}
 
 /// One half batch's gradients and its sum of squared errors.
 struct HalfGrads {
@@ -91,6 +121,7 @@ pub struct FusedEngine {
     adam_encoder: AdamState<2>,
     adam_decoder: AdamState<2>,
     threads: usize,
+    starvation: Starvation,
 }
 
 impl FusedEngine {
@@ -123,6 +154,7 @@ impl FusedEngine {
             adam_encoder: AdamState::new(adam, sizes(&params.encoder_weight, &params.encoder_bias)),
             adam_decoder: AdamState::new(adam, sizes(&params.decoder_weight, &params.decoder_bias)),
             threads: threads.clamp(1, 2),
+            starvation: Starvation::default(),
         }
     }
 
@@ -195,8 +227,8 @@ impl FusedEngine {
     /// An epoch with a helper thread computing every batch's second half
     /// and taking Adam's step on the decoder, while the main thread takes
     /// the encoder's and then transposes the new W2 for the next step.
-    /// Returns the mean batch loss and the share of the epoch the main
-    /// thread spent waiting for the helper.
+    /// Returns the mean batch loss, the time the main thread spent waiting
+    /// for the helper, and that time's share of the epoch.
     ///
     /// The transpose is the main thread's so that each thread updates
     /// about as much: with it, the decoder's side had the longer update
@@ -207,7 +239,7 @@ impl FusedEngine {
         images: PixelsRef<'_>,
         order: &[usize],
         batch_size: usize,
-    ) -> (f64, f64) {
+    ) -> (f64, Duration, f64) {
         let clock = Instant::now();
         let mut waited = Duration::ZERO;
         // Each counter = s + 1 once its thread has done that part of step s:
@@ -313,7 +345,7 @@ impl FusedEngine {
                 transpose_decoder(steps, &mut waited);
             }
             let share = waited.as_secs_f64() / clock.elapsed().as_secs_f64().max(f64::EPSILON);
-            (loss_sum / steps.max(1) as f64, share)
+            (loss_sum / steps.max(1) as f64, waited, share)
         })
     }
 
@@ -392,19 +424,21 @@ fn step_decoder(
 impl TrainEngine for FusedEngine {
     fn train_epoch(&mut self, images: PixelsRef<'_>, order: &[usize], batch_size: usize) -> f64 {
         if self.threads == 2 {
-            let (loss, waiting) = self.epoch_two_threads(images, order, batch_size);
+            let (loss, waited, share) = self.epoch_two_threads(images, order, batch_size);
             tracing::debug!(
                 "the main thread waited for the helper {:.0} % of the epoch",
-                100.0 * waiting
+                100.0 * share
             );
             // Balanced halves keep the main thread waiting a small share of
-            // the epoch. Waiting most of it means the helper is starved of
-            // its core (other processes are busy), where spinning only makes
-            // things worse: carry on with one thread. The results are the same.
-            if waiting > STARVED_WAIT_SHARE {
+            // the epoch. Waiting most of it, epoch after epoch, means the
+            // helper is starved of its core (other processes are busy),
+            // where spinning only makes things worse: carry on with one
+            // thread. The results are the same.
+            if self.starvation.starved_after(share, waited) {
                 tracing::info!(
-                    "training waited for its helper thread {:.0} % of the epoch (the cores are busy): continuing on one thread",
-                    100.0 * waiting
+                    "training waited for its helper thread {:.0} % of the last {} epochs (the cores are busy): continuing on one thread",
+                    100.0 * share,
+                    self.starvation.epochs
                 );
                 self.threads = 1;
             }
@@ -455,6 +489,33 @@ fn add_into(into: &mut Params, other: &Params) {
     for (a, b) in pairs {
         for (a, b) in a.iter_mut().zip(b) {
             *a += b;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_lasting_starvation_gives_up_the_helper() {
+        let ms = Duration::from_millis;
+        // Short epochs that wait most of their time for a moment: not enough wait.
+        let mut starvation = Starvation::default();
+        for _ in 0..6 {
+            assert!(!starvation.starved_after(0.8, ms(5)));
+        }
+        // A balanced epoch ends the run.
+        assert!(!starvation.starved_after(0.02, ms(1)));
+        assert_eq!(starvation.epochs, 0);
+        // Long starved epochs: the third in a row gives up.
+        assert!(!starvation.starved_after(0.7, ms(60)));
+        assert!(!starvation.starved_after(0.7, ms(60)));
+        assert!(starvation.starved_after(0.7, ms(60)));
+        // Two long ones, a balanced one, two long ones: never three in a row.
+        let mut starvation = Starvation::default();
+        for share in [0.9, 0.9, 0.1, 0.9, 0.9] {
+            assert!(!starvation.starved_after(share, ms(200)));
         }
     }
 }
