@@ -24,7 +24,9 @@ pub mod scores;
 
 use std::path::PathBuf;
 
-use ae_store::{Env, Input, Metrics, PipelineStage, RunDir, StageOutcome, StoreError, files};
+use ae_store::{
+    Env, Input, Metrics, PipelineStage, PixelsRef, RunDir, StageOutcome, StoreError, files,
+};
 use ae_tables::{ScoresTable, TableError};
 use serde_json::json;
 
@@ -163,19 +165,19 @@ impl PipelineStage for EvalStage {
 /// Scores the test split, sets the threshold and writes every output.
 fn evaluate(cfg: &StageConfig, run: &RunDir) -> Result<Metrics, EvalError> {
     let eval = &cfg.eval;
-    let test = ae_store::read_split(&run.path(files::TEST_SPLIT))?;
+    let test = ae_store::read_split_compact(&run.path(files::TEST_SPLIT))?;
     let scores = score_split(
         eval.score,
         run,
         files::TEST_SPLIT,
-        &test.images,
+        test.pixels.view(),
         files::DECODED,
     )?;
     let source_scores = match eval.source.extra_split() {
         None => scores.clone(),
         Some((split, decoded)) => {
-            let images = ae_store::read_split(&run.path(split))?;
-            score_split(eval.score, run, split, &images.images, decoded)?
+            let images = ae_store::read_split_compact(&run.path(split))?;
+            score_split(eval.score, run, split, images.pixels.view(), decoded)?
         }
     };
     let threshold = scores::threshold(eval, &source_scores);
@@ -236,25 +238,36 @@ fn write_detector(run: &RunDir, latent: usize, metrics: &Metrics) -> Result<(), 
     Ok(())
 }
 
-/// Per-image scores of a split's images against their reconstructions file.
+/// Per-image scores of a split's images against their reconstructions
+/// file, read a chunk of images at a time (neither is ever all in memory as
+/// floats).
 fn score_split(
     score: Score,
     run: &RunDir,
     split: &str,
-    images: &[f32],
+    images: PixelsRef<'_>,
     reconstructions: &str,
 ) -> Result<Vec<f32>, EvalError> {
+    const CHUNK_IMAGES: usize = 1000;
     let decoded_path = run.path(reconstructions);
-    let decoded = ae_store::read_images(&decoded_path)?;
-    if decoded.len() != images.len() {
+    let decoded = ae_store::ImageChunks::open(&decoded_path)?;
+    if decoded.images() != images.images() {
         return Err(EvalError::CountMismatch {
             originals_path: run.path(split),
-            originals: images.len() / ae_store::IMAGE_PIXELS,
+            originals: images.images(),
             reconstructions_path: decoded_path,
-            reconstructions: decoded.len() / ae_store::IMAGE_PIXELS,
+            reconstructions: decoded.images(),
         });
     }
-    let scores = scores::per_image(score, images, &decoded);
+    let mut scores = Vec::with_capacity(images.images());
+    let mut originals = Vec::with_capacity(CHUNK_IMAGES * ae_store::IMAGE_PIXELS);
+    decoded.for_each(CHUNK_IMAGES, |first, reconstructions| {
+        originals.clear();
+        for image in first..first + reconstructions.len() / ae_store::IMAGE_PIXELS {
+            images.extend_image(image, &mut originals);
+        }
+        scores.extend(scores::per_image(score, &originals, reconstructions));
+    })?;
     let mut bad = scores.iter().enumerate().filter(|(_, s)| !s.is_finite());
     if let Some((first, _)) = bad.next() {
         return Err(EvalError::NonFinite {

@@ -68,8 +68,9 @@ pub use read::{limits, read_bounded, read_bounded_text, regular_file};
 pub use rng::{RngStream, seeded_rng};
 pub use roc::{OperatingPoint, RocCurve};
 pub use split::{
-    Split, SplitLabels, label_name, read_codes, read_images, read_split, read_split_pixels,
-    split_images_tensor, write_codes, write_images, write_images_streamed, write_split,
+    CompactSplit, ImageChunks, Split, SplitLabels, label_name, read_codes, read_images, read_split,
+    read_split_compact, read_split_pixels, split_images_tensor, write_codes, write_images,
+    write_images_streamed, write_split,
 };
 pub use stage::{Env, Input, PipelineStage, StageOutcome};
 pub use tensors::{

@@ -120,6 +120,57 @@ pub fn split_images_tensor(n: usize) -> (&'static str, Vec<usize>) {
 /// ([`byte_value`]).
 pub fn read_split(path: &Path) -> Result<Split, StoreError> {
     let (mut file, layout) = open_split(path)?;
+    let (labels, label_names, is_outlier) = read_split_extras(path, &mut file, &layout)?;
+    let images = match layout.pixels {
+        Dtype::U8 => file.read_u8(IMAGES)?.into_iter().map(byte_value).collect(),
+        _ => file.read_f32(IMAGES)?,
+    };
+    Ok(Split {
+        images,
+        labels,
+        label_names,
+        is_outlier,
+    })
+}
+
+/// A split as [`read_split`] reads it, its images held as compactly as they
+/// are exact ([`Pixels`]: one byte per pixel for the 8-bit splits).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CompactSplit {
+    /// The images.
+    pub pixels: Pixels,
+    /// As [`Split::labels`].
+    pub labels: Option<Vec<u8>>,
+    /// As [`Split::label_names`].
+    pub label_names: Option<Vec<String>>,
+    /// As [`Split::is_outlier`].
+    pub is_outlier: Option<Vec<bool>>,
+}
+
+/// Reads a split written by [`write_split`] (checked as [`read_split`]
+/// checks it) without widening 8-bit images to floats.
+pub fn read_split_compact(path: &Path) -> Result<CompactSplit, StoreError> {
+    let (mut file, layout) = open_split(path)?;
+    let (labels, label_names, is_outlier) = read_split_extras(path, &mut file, &layout)?;
+    let pixels = match layout.pixels {
+        Dtype::U8 => Pixels::Bytes(file.read_u8(IMAGES)?),
+        _ => file.read_f32_compact(IMAGES)?,
+    };
+    Ok(CompactSplit {
+        pixels,
+        labels,
+        label_names,
+        is_outlier,
+    })
+}
+
+/// A split's labels, label names and ground truth, checked.
+#[allow(clippy::type_complexity)]
+fn read_split_extras(
+    path: &Path,
+    file: &mut TensorFile,
+    layout: &SplitLayout,
+) -> Result<(Option<Vec<u8>>, Option<Vec<String>>, Option<Vec<bool>>), StoreError> {
     let label_names = match file.metadata(LABEL_NAMES) {
         None => None,
         Some(text) => {
@@ -150,16 +201,7 @@ pub fn read_split(path: &Path) -> Result<Split, StoreError> {
     } else {
         None
     };
-    let images = match layout.pixels {
-        Dtype::U8 => file.read_u8(IMAGES)?.into_iter().map(byte_value).collect(),
-        _ => file.read_f32(IMAGES)?,
-    };
-    Ok(Split {
-        images,
-        labels,
-        label_names,
-        is_outlier,
-    })
+    Ok((labels, label_names, is_outlier))
 }
 
 /// Reads only the images of a split written by [`write_split`] (checked as
@@ -214,13 +256,56 @@ fn open_split(path: &Path) -> Result<(TensorFile, SplitLayout), StoreError> {
 /// Reads a file holding exactly `images` f32 `[N, 784]` (a split's images
 /// or their reconstructions).
 pub fn read_images(path: &Path) -> Result<Vec<f32>, StoreError> {
-    let mut file = TensorFile::open(path)?;
+    let (mut file, _) = open_images(path)?;
+    file.read_f32(IMAGES)
+}
+
+/// Opens a file holding exactly `images` f32 `[N, 784]`, and N.
+fn open_images(path: &Path) -> Result<(TensorFile, usize), StoreError> {
+    let file = TensorFile::open(path)?;
     let n = file
         .shape(IMAGES)
         .and_then(|s| s.first().copied())
         .unwrap_or(0);
     file.expect_exactly(&[(IMAGES, Dtype::F32, &[n, IMAGE_PIXELS])])?;
-    file.read_f32(IMAGES)
+    Ok((file, n))
+}
+
+/// A file holding exactly `images` f32 `[N, 784]` (as [`read_images`]
+/// reads), opened and checked, to read a chunk of images at a time so that
+/// they are never all in memory.
+#[derive(Debug)]
+pub struct ImageChunks {
+    file: TensorFile,
+    images: usize,
+}
+
+impl ImageChunks {
+    /// Opens `path` and checks that it holds exactly `images` f32 `[N, 784]`.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let (file, images) = open_images(path)?;
+        Ok(Self { file, images })
+    }
+
+    /// N, the number of images.
+    pub fn images(&self) -> usize {
+        self.images
+    }
+
+    /// Hands the images to `f` in order, `chunk` at a time (the last chunk
+    /// may hold fewer), with the index of each chunk's first image.
+    pub fn for_each(
+        mut self,
+        chunk: usize,
+        mut f: impl FnMut(usize, &[f32]),
+    ) -> Result<(), StoreError> {
+        let mut first = 0;
+        self.file
+            .for_each_f32_chunk(IMAGES, chunk.max(1) * IMAGE_PIXELS, |values| {
+                f(first, values);
+                first += values.len() / IMAGE_PIXELS;
+            })
+    }
 }
 
 /// Writes images (`[N, 784]`, row-major; reconstructions) to `path`, atomically.
@@ -344,7 +429,7 @@ mod tests {
         assert_eq!(split.labels.as_deref(), Some(&labels[..]));
         assert_eq!(
             read_split_pixels(&path).expect("pixels"),
-            Pixels::Bytes(bytes)
+            Pixels::Bytes(bytes.clone())
         );
 
         // The same images as f32 come back as the same bytes for training.
@@ -352,6 +437,9 @@ mod tests {
         write_split(&path, TensorOut::f32(name, shape, &floats), known).expect("write f32");
         assert_eq!(read_split(&path).expect("read f32").images, floats);
         assert!(matches!(read_split_pixels(&path), Ok(Pixels::Bytes(_))));
+        let compact = read_split_compact(&path).expect("compact");
+        assert_eq!(compact.pixels, Pixels::Bytes(bytes));
+        assert_eq!(compact.labels.as_deref(), Some(&labels[..]));
     }
 
     #[test]
@@ -377,6 +465,21 @@ mod tests {
         let path = dir.path().join("decoded.safetensors");
         write_images(&path, &images).expect("write");
         assert_eq!(read_images(&path).expect("read"), images);
+        // In chunks that do not divide the images: all of them, in order,
+        // each chunk with the index of its first image.
+        for chunk in [1, 2, 5] {
+            let chunks = ImageChunks::open(&path).expect("open");
+            assert_eq!(chunks.images(), 2);
+            let (mut seen, mut firsts) = (Vec::new(), Vec::new());
+            chunks
+                .for_each(chunk, |first, values| {
+                    firsts.push(first);
+                    seen.extend_from_slice(values);
+                })
+                .expect("chunks");
+            assert_eq!(seen, images, "chunk {chunk}");
+            assert_eq!(firsts, if chunk == 1 { vec![0, 1] } else { vec![0] });
+        }
         let codes = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0];
         let path = dir.path().join("encoded.safetensors");
         write_codes(&path, 3, &codes).expect("write");

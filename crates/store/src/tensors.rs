@@ -350,13 +350,28 @@ impl TensorFile {
     /// first).
     pub fn read_f32_compact(&mut self, name: &str) -> Result<Pixels, StoreError> {
         const CHUNK: usize = 1 << 16;
+        let values = self.byte_range(name, Dtype::F32)?.1 / 4;
+        let mut builder = CompactBuilder::with_capacity(values);
+        self.for_each_f32_chunk(name, CHUNK, |values| builder.push(values))?;
+        Ok(builder.finish())
+    }
+
+    /// Hands f32 tensor `name` to `f` in order, `chunk` values at a time
+    /// (the last chunk may be shorter), through one buffer of that size, so
+    /// that the tensor is never all in memory (call
+    /// [`TensorFile::expect_exactly`] first).
+    pub fn for_each_f32_chunk(
+        &mut self,
+        name: &str,
+        chunk: usize,
+        mut f: impl FnMut(&[f32]),
+    ) -> Result<(), StoreError> {
         let path = self.path.clone();
         let (mut reader, bytes) = self.reader_at(name, Dtype::F32)?;
         let mut left = bytes / 4;
-        let mut builder = CompactBuilder::with_capacity(left);
-        let mut chunk = vec![0f32; CHUNK.min(left)];
+        let mut buffer = vec![0f32; chunk.max(1).min(left)];
         while left > 0 {
-            let values = &mut chunk[..CHUNK.min(left)];
+            let values = &mut buffer[..chunk.max(1).min(left)];
             reader
                 .read_exact(bytemuck::cast_slice_mut(values))
                 .map_err(|source| StoreError::Read {
@@ -368,10 +383,10 @@ impl TensorFile {
                     *v = f32::from_le_bytes(v.to_ne_bytes());
                 }
             }
-            builder.push(values);
+            f(values);
             left -= values.len();
         }
-        Ok(builder.finish())
+        Ok(())
     }
 
     /// Reads u8 tensor `name` (call [`TensorFile::expect_exactly`] first).
