@@ -10,7 +10,7 @@
 
 use ae_model::{Codec, INPUT, ModelConfig, ModelError, Params};
 use ae_store::{
-    Env, Input, PipelineStage, RunDir, StoreError, ThresholdSource, files, write_codes,
+    Env, Input, PipelineStage, PixelsRef, RunDir, StoreError, ThresholdSource, files, write_codes,
     write_images_streamed,
 };
 use serde_json::json;
@@ -76,14 +76,15 @@ impl PipelineStage for InferStage {
     fn run(cfg: &StageConfig, _env: &Env, run: &RunDir) -> Result<(), InferError> {
         let params = Params::load(&run.path(files::MODEL), cfg.model.latent)?;
         let codec = Codec::new(&params)?;
-        let test = ae_store::read_split(&run.path(files::TEST_SPLIT))?;
-        let codes = encode(&codec, &test.images);
+        let test = ae_store::read_split_compact(&run.path(files::TEST_SPLIT))?;
+        let codes = encode(&codec, test.pixels.view());
         write_codes(&run.path(files::ENCODED), params.latent(), &codes)?;
         write_decoded(&run.path(files::DECODED), &codec, &codes)?;
         tracing::info!("encoded and decoded {} test images", test.len());
         if let Some((split, decoded)) = cfg.threshold_source.extra_split() {
-            let images = ae_store::read_split(&run.path(split))?;
-            write_decoded(&run.path(decoded), &codec, &encode(&codec, &images.images))?;
+            let images = ae_store::read_split_compact(&run.path(split))?;
+            let codes = encode(&codec, images.pixels.view());
+            write_decoded(&run.path(decoded), &codec, &codes)?;
             tracing::info!(
                 "decoded {} {} images for the threshold",
                 images.len(),
@@ -94,12 +95,13 @@ impl PipelineStage for InferStage {
     }
 }
 
-/// The codes of `images` (`[n, 784]`), in batches of [`BATCH`].
-fn encode(codec: &Codec, images: &[f32]) -> Vec<f32> {
-    let mut codes = Vec::with_capacity(images.len() / INPUT * codec.latent());
-    for batch in images.chunks(BATCH * INPUT) {
+/// The codes of `images`, in batches of [`BATCH`] (8-bit images widened a
+/// batch at a time).
+fn encode(codec: &Codec, images: PixelsRef<'_>) -> Vec<f32> {
+    let mut codes = Vec::with_capacity(images.images() * codec.latent());
+    images.for_each_chunk(BATCH, &mut Vec::new(), |batch| {
         codes.extend_from_slice(&codec.encode(batch));
-    }
+    });
     codes
 }
 
@@ -131,7 +133,7 @@ pub struct Reconstruction {
 /// reconstructed to the same bits whatever batch it comes in, whether the
 /// test split's ten thousandth or the one file `ae score` is given.
 pub fn reconstruct(codec: &Codec, images: &[f32]) -> Reconstruction {
-    let codes = encode(codec, images);
+    let codes = encode(codec, PixelsRef::Floats(images));
     Reconstruction {
         images: codec.decode(&codes),
         codes,

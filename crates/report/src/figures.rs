@@ -42,14 +42,24 @@ impl Shown<'_> {
 
 impl<'a> Shown<'a> {
     /// Test image `index` of `inputs`.
+    ///
+    /// # Panics
+    /// If the report did not read that image ([`ReportInputs::read`] reads
+    /// the ones the figures show; a caller bug).
     pub fn of(inputs: &'a ReportInputs, index: usize) -> Self {
-        let pixels = index * ae_store::IMAGE_PIXELS..(index + 1) * ae_store::IMAGE_PIXELS;
+        let not_read = || format!("the report did not read test image {index}");
         Self {
             index,
             label: inputs.test.label_of(index),
             score: inputs.scores.values[index],
-            original: inputs.test.image(index),
-            reconstruction: &inputs.decoded[pixels],
+            original: inputs
+                .originals
+                .get(&index)
+                .unwrap_or_else(|| panic!("{}", not_read())),
+            reconstruction: inputs
+                .reconstructions
+                .get(&index)
+                .unwrap_or_else(|| panic!("{}", not_read())),
         }
     }
 }

@@ -1,19 +1,24 @@
 //! What the report reads: the other stages' files, each through its one
 //! reader (`ae-store`, `ae-tables`).
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use ae_store::{FitSummary, History, Metrics, RocCurve, RunDir, Split, files};
+use ae_store::{CompactSplit, FitSummary, History, Metrics, RocCurve, RunDir, files};
 use ae_tables::ScoresTable;
 
 use crate::ReportError;
 
 /// Everything the figures and the page show.
 pub struct ReportInputs {
-    /// The test split.
-    pub test: Split,
-    /// Its reconstructions, `[N, 784]`.
-    pub decoded: Vec<f32>,
+    /// The test split (its images as compactly as they are exact).
+    pub test: CompactSplit,
+    /// The pixels of the test images the figures show (the first
+    /// `examples` and every one in `metrics.top_indices`), by index.
+    pub originals: BTreeMap<usize, Vec<f32>>,
+    /// Their reconstructions, by index: only these are read from
+    /// `infer/decoded.safetensors`, a chunk at a time.
+    pub reconstructions: BTreeMap<usize, Vec<f32>>,
     /// `eval/scores.parquet`.
     pub scores: ScoresTable,
     /// `eval/metrics.json`.
@@ -53,9 +58,14 @@ impl ReportInputs {
 
     /// Reads every input from `run`, checking that they describe the same
     /// images; `config_text` is the resolved config to show.
-    pub fn read(run: &RunDir, ground_truth: bool, config_text: &str) -> Result<Self, ReportError> {
-        let test = ae_store::read_split(&run.path(files::TEST_SPLIT))?;
-        let decoded = ae_store::read_images(&run.path(files::DECODED))?;
+    pub fn read(
+        run: &RunDir,
+        ground_truth: bool,
+        config_text: &str,
+        examples: usize,
+    ) -> Result<Self, ReportError> {
+        let test = ae_store::read_split_compact(&run.path(files::TEST_SPLIT))?;
+        let decoded = ae_store::ImageChunks::open(&run.path(files::DECODED))?;
         let scores = ScoresTable::read(&run.path(files::SCORES))?;
         let metrics = Metrics::load(&run.path(files::METRICS))?;
         let history = History::load(&run.path(files::HISTORY))?;
@@ -70,13 +80,10 @@ impl ReportInputs {
             path,
             problem: format!("{what}, but the test split has {n} images; rerun infer and eval"),
         };
-        if decoded.len() != test.images.len() {
+        if decoded.images() != n {
             return Err(disagree(
                 run.path(files::DECODED),
-                format!(
-                    "it holds {} reconstructions",
-                    decoded.len() / ae_store::IMAGE_PIXELS
-                ),
+                format!("it holds {} reconstructions", decoded.images()),
             ));
         }
         if scores.len() != n || metrics.images != n {
@@ -95,9 +102,22 @@ impl ReportInputs {
                 format!("its top_indices name image {index}"),
             ));
         }
+        let shown: Vec<usize> = (0..examples.min(n))
+            .chain(metrics.top_indices.iter().map(|&i| i as usize))
+            .collect();
+        let originals = shown.iter().map(|&i| (i, test.image(i))).collect();
+        let mut reconstructions = BTreeMap::new();
+        decoded.for_each(1000, |first, chunk| {
+            let rows = first..first + chunk.len() / ae_store::IMAGE_PIXELS;
+            for &i in shown.iter().filter(|i| rows.contains(i)) {
+                let at = (i - first) * ae_store::IMAGE_PIXELS;
+                reconstructions.insert(i, chunk[at..at + ae_store::IMAGE_PIXELS].to_vec());
+            }
+        })?;
         Ok(Self {
             test,
-            decoded,
+            originals,
+            reconstructions,
             scores,
             metrics,
             history,

@@ -141,7 +141,12 @@ impl PipelineStage for ReportStage {
     }
 
     fn run(cfg: &StageConfig, _env: &Env, run: &RunDir) -> Result<ReportOutcome, ReportError> {
-        let inputs = ReportInputs::read(run, cfg.ground_truth, &cfg.resolved_config)?;
+        let inputs = ReportInputs::read(
+            run,
+            cfg.ground_truth,
+            &cfg.resolved_config,
+            cfg.report.examples,
+        )?;
         draw_figures(&inputs, &cfg.report, &|stem| {
             run.path(&figure_file(stem, cfg.report.format))
         })?;
@@ -264,8 +269,9 @@ mod tests {
     use std::fs::File;
 
     use ae_store::{
-        Confusion, Detection, EpochRecord, FitSummary, History, IMAGE_PIXELS, LabelCounts, Metrics,
-        OperatingPoint, RocCurve, Score, Split, Summary, ThresholdRule, ThresholdSource,
+        CompactSplit, Confusion, Detection, EpochRecord, FitSummary, History, IMAGE_PIXELS,
+        LabelCounts, Metrics, OperatingPoint, Pixels, RocCurve, Score, Summary, ThresholdRule,
+        ThresholdSource,
     };
     use ae_tables::ScoresTable;
 
@@ -286,13 +292,18 @@ mod tests {
             max: 0.03,
         };
         ReportInputs {
-            test: Split {
-                images,
+            originals: (0..n)
+                .map(|i| (i, images[i * IMAGE_PIXELS..][..IMAGE_PIXELS].to_vec()))
+                .collect(),
+            reconstructions: (0..n)
+                .map(|i| (i, decoded[i * IMAGE_PIXELS..][..IMAGE_PIXELS].to_vec()))
+                .collect(),
+            test: CompactSplit {
+                pixels: Pixels::Floats(images),
                 labels: Some(labels.clone()),
                 label_names: None,
                 is_outlier: None,
             },
-            decoded,
             scores: ScoresTable {
                 score: Score::Mse,
                 labels: Some(labels),

@@ -56,9 +56,14 @@ impl Split {
 
     /// The label of image `index`, by name where the classes have names.
     pub fn label_of(&self, index: usize) -> Option<String> {
-        let label = *self.labels.as_ref()?.get(index)?;
-        Some(label_name(self.label_names.as_deref(), label))
+        label_of(self.labels.as_deref(), self.label_names.as_deref(), index)
     }
+}
+
+/// The label of image `index` of a split with `labels` and `names`.
+fn label_of(labels: Option<&[u8]>, names: Option<&[String]>, index: usize) -> Option<String> {
+    let label = *labels?.get(index)?;
+    Some(label_name(names, label))
 }
 
 /// How `label` is shown: its name in `names` (indexed by label), or the number.
@@ -145,6 +150,33 @@ pub struct CompactSplit {
     pub label_names: Option<Vec<String>>,
     /// As [`Split::is_outlier`].
     pub is_outlier: Option<Vec<bool>>,
+}
+
+impl CompactSplit {
+    /// Number of images.
+    pub fn len(&self) -> usize {
+        self.pixels.images()
+    }
+
+    /// True when the split holds no image.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Image `index` as floats.
+    ///
+    /// # Panics
+    /// If `index` is past the images (a caller bug).
+    pub fn image(&self, index: usize) -> Vec<f32> {
+        let mut values = Vec::with_capacity(IMAGE_PIXELS);
+        self.pixels.view().extend_image(index, &mut values);
+        values
+    }
+
+    /// The label of image `index`, by name where the classes have names.
+    pub fn label_of(&self, index: usize) -> Option<String> {
+        label_of(self.labels.as_deref(), self.label_names.as_deref(), index)
+    }
 }
 
 /// Reads a split written by [`write_split`] (checked as [`read_split`]
