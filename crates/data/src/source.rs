@@ -144,15 +144,35 @@ pub(crate) fn read_idx_stream_parts(
     let gzipped = stream.gzipped;
     let bound = published_len.map_or(promised, |len| len.min(promised));
     let body_bound = bound.saturating_sub(header_len as u64);
-    let mut bytes = Vec::new();
-    if published_len.is_some() {
-        // A published file's length is known, not claimed: take it at once
-        // (plus the byte that tells it holds more) rather than doubling.
-        bytes
-            .try_reserve_exact(usize::try_from(body_bound + 1).unwrap_or(usize::MAX))
-            .map_err(|_| StreamError::Memory { bytes: promised })?;
-    }
     let mut body = stream.body.take(body_bound + 1);
+    if published_len.is_some() {
+        // A published file's length is the catalog's, not claimed (at most
+        // MNIST's 47 MB): take it at once, plus the byte that tells it holds
+        // more, as zeroed pages the system hands out without writing them,
+        // and decompress straight into it, not through a chunk and a copy.
+        let len = usize::try_from(body_bound + 1).unwrap_or(usize::MAX);
+        let mut bytes = vec![0u8; len];
+        let mut filled = 0;
+        while filled < len {
+            let n = match body.read(&mut bytes[filled..]) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(source) => return Err(StreamError::Io { gzipped, source }),
+            };
+            seen(&bytes[filled..filled + n]);
+            filled += n;
+        }
+        bytes.truncate(filled);
+        if filled as u64 > body_bound {
+            return Err(StreamError::Idx(IdxError::Oversized { expected: bound }));
+        }
+        return Ok(IdxBytes {
+            header: stream.header,
+            body: bytes,
+        });
+    }
+    let mut bytes = Vec::new();
     let mut chunk = vec![0u8; CHUNK];
     loop {
         let n = match body.read(&mut chunk) {
