@@ -145,49 +145,35 @@ pub(crate) fn read_idx_stream_parts(
     let bound = published_len.map_or(promised, |len| len.min(promised));
     let body_bound = bound.saturating_sub(header_len as u64);
     let mut body = stream.body.take(body_bound + 1);
-    if published_len.is_some() {
-        // A published file's length is the catalog's, not claimed (at most
-        // MNIST's 47 MB): take it at once, plus the byte that tells it holds
-        // more, as zeroed pages the system hands out without writing them,
-        // and decompress straight into it, not through a chunk and a copy.
-        let len = usize::try_from(body_bound + 1).unwrap_or(usize::MAX);
-        let mut bytes = vec![0u8; len];
-        let mut filled = 0;
-        while filled < len {
-            let n = match body.read(&mut bytes[filled..]) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(source) => return Err(StreamError::Io { gzipped, source }),
-            };
-            seen(&bytes[filled..filled + n]);
-            filled += n;
-        }
-        bytes.truncate(filled);
-        if filled as u64 > body_bound {
-            return Err(StreamError::Idx(IdxError::Oversized { expected: bound }));
-        }
-        return Ok(IdxBytes {
-            header: stream.header,
-            body: bytes,
-        });
-    }
-    let mut bytes = Vec::new();
-    let mut chunk = vec![0u8; CHUNK];
+    // A published file's length is the catalog's, not claimed (at most
+    // MNIST's 47 MB): it is taken at once, plus the byte that tells it holds
+    // more, as zeroed pages the system hands out without writing them. Any
+    // other file's memory is taken a chunk at a time as its bytes arrive, so
+    // a header that lies costs nothing. Either way the bytes decompress
+    // straight into it, not through a chunk and a copy.
+    let mut bytes = match published_len {
+        Some(_) => vec![0u8; usize::try_from(body_bound + 1).unwrap_or(usize::MAX)],
+        None => Vec::new(),
+    };
+    let mut filled = 0;
     loop {
-        let n = match body.read(&mut chunk) {
+        if filled == bytes.len() {
+            bytes
+                .try_reserve(CHUNK)
+                .map_err(|_| StreamError::Memory { bytes: promised })?;
+            bytes.resize(filled + CHUNK, 0);
+        }
+        let n = match body.read(&mut bytes[filled..]) {
             Ok(0) => break,
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(source) => return Err(StreamError::Io { gzipped, source }),
         };
-        bytes
-            .try_reserve(n)
-            .map_err(|_| StreamError::Memory { bytes: promised })?;
-        bytes.extend_from_slice(&chunk[..n]);
-        seen(&chunk[..n]);
+        seen(&bytes[filled..filled + n]);
+        filled += n;
     }
-    if bytes.len() as u64 > body_bound {
+    bytes.truncate(filled);
+    if filled as u64 > body_bound {
         return Err(StreamError::Idx(IdxError::Oversized { expected: bound }));
     }
     Ok(IdxBytes {

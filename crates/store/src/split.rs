@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use crate::StoreError;
-use crate::pixels::{IMAGE_PIXELS, Pixels, byte_value};
+use crate::pixels::{IMAGE_PIXELS, Pixels};
 use crate::tensors::{Dtype, TensorFile, TensorOut, write_tensors, write_tensors_with_metadata};
 
 const IMAGES: &str = "images";
@@ -124,12 +124,14 @@ pub fn split_images_tensor(n: usize) -> (&'static str, Vec<usize>) {
 /// `is_outlier` u8 `[N]` and `label_names`; u8 pixels become `p / 255`
 /// ([`byte_value`]).
 pub fn read_split(path: &Path) -> Result<Split, StoreError> {
-    let (mut file, layout) = open_split(path)?;
-    let (labels, label_names, is_outlier) = read_split_extras(path, &mut file, &layout)?;
-    let images = match layout.pixels {
-        Dtype::U8 => file.read_u8(IMAGES)?.into_iter().map(byte_value).collect(),
-        _ => file.read_f32(IMAGES)?,
-    };
+    let CompactSplit {
+        pixels,
+        labels,
+        label_names,
+        is_outlier,
+    } = read_split_compact(path)?;
+    let mut images = Vec::with_capacity(pixels.view().len());
+    pixels.view().extend_all(&mut images);
     Ok(Split {
         images,
         labels,
@@ -183,26 +185,6 @@ impl CompactSplit {
 /// checks it) without widening 8-bit images to floats.
 pub fn read_split_compact(path: &Path) -> Result<CompactSplit, StoreError> {
     let (mut file, layout) = open_split(path)?;
-    let (labels, label_names, is_outlier) = read_split_extras(path, &mut file, &layout)?;
-    let pixels = match layout.pixels {
-        Dtype::U8 => Pixels::Bytes(file.read_u8(IMAGES)?),
-        _ => file.read_f32_compact(IMAGES)?,
-    };
-    Ok(CompactSplit {
-        pixels,
-        labels,
-        label_names,
-        is_outlier,
-    })
-}
-
-/// A split's labels, label names and ground truth, checked.
-#[allow(clippy::type_complexity)]
-fn read_split_extras(
-    path: &Path,
-    file: &mut TensorFile,
-    layout: &SplitLayout,
-) -> Result<(Option<Vec<u8>>, Option<Vec<String>>, Option<Vec<bool>>), StoreError> {
     let label_names = match file.metadata(LABEL_NAMES) {
         None => None,
         Some(text) => {
@@ -233,7 +215,21 @@ fn read_split_extras(
     } else {
         None
     };
-    Ok((labels, label_names, is_outlier))
+    let pixels = read_pixels(&mut file, &layout)?;
+    Ok(CompactSplit {
+        pixels,
+        labels,
+        label_names,
+        is_outlier,
+    })
+}
+
+/// The images of an open split, as compactly as they are exact.
+fn read_pixels(file: &mut TensorFile, layout: &SplitLayout) -> Result<Pixels, StoreError> {
+    match layout.pixels {
+        Dtype::U8 => Ok(Pixels::Bytes(file.read_u8(IMAGES)?)),
+        _ => file.read_f32_compact(IMAGES),
+    }
 }
 
 /// Reads only the images of a split written by [`write_split`] (checked as
@@ -242,10 +238,7 @@ fn read_split_extras(
 /// are and as f32 splits of 8-bit images are.
 pub fn read_split_pixels(path: &Path) -> Result<Pixels, StoreError> {
     let (mut file, layout) = open_split(path)?;
-    match layout.pixels {
-        Dtype::U8 => Ok(Pixels::Bytes(file.read_u8(IMAGES)?)),
-        _ => file.read_f32_compact(IMAGES),
-    }
+    read_pixels(&mut file, &layout)
 }
 
 /// What [`open_split`] found in a split.
@@ -394,6 +387,7 @@ pub fn read_codes(path: &Path) -> Result<(usize, Vec<f32>), StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pixels::byte_value;
 
     #[test]
     fn round_trips_exactly() {
