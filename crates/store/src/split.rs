@@ -122,7 +122,7 @@ pub fn split_images_tensor(n: usize) -> (&'static str, Vec<usize>) {
 /// Reads a split written by [`write_split`], checking that it holds exactly
 /// `images` u8 or f32 `[N, 784]` and optionally `labels` u8 `[N]`,
 /// `is_outlier` u8 `[N]` and `label_names`; u8 pixels become `p / 255`
-/// ([`byte_value`]).
+/// ([`crate::byte_value`]).
 pub fn read_split(path: &Path) -> Result<Split, StoreError> {
     let CompactSplit {
         pixels,
